@@ -1,0 +1,1 @@
+"""Developer tooling: the embedded stack runner behind `make run`, and the demo seed."""

@@ -1,0 +1,183 @@
+"""Transactional outbox: a state change and its event commit together; a relay publishes later.
+
+Producers call `emit()` inside the handler's transaction. `OutboxRelay` claims unpublished
+rows with `FOR UPDATE SKIP LOCKED` (several relays are safe), publishes each with
+`Nats-Msg-Id` = event id, and marks it sent. If NATS is down the rows wait; nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    event,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from cephalo_common.contracts import EventKind
+from cephalo_common.ids import utc_now
+from cephalo_common.logging import get_logger
+from cephalo_common.messaging.broker import Broker
+from cephalo_common.messaging.envelope import Envelope, new_envelope
+
+log = get_logger(__name__)
+_DIRTY = "cephalo_outbox_dirty"
+
+
+class OutboxMixin:
+    """Columns of a service's `outbox` table; the row id is the event id."""
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(255))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        return (
+            Index(
+                f"ix_{cls.__tablename__}__pending",  # type: ignore[attr-defined]
+                "created_at",
+                postgresql_where=text("published_at IS NULL"),
+            ),
+        )
+
+
+def emit(
+    session: AsyncSession,
+    outbox_model: type[Any],
+    kind: EventKind,
+    envelope: Envelope,
+) -> Envelope:
+    """Write `envelope` to the outbox in the caller's transaction."""
+    session.add(
+        outbox_model(
+            id=uuid.UUID(envelope.id),
+            subject=kind.subject(envelope.cephalospace),
+            type=envelope.type,
+            payload=envelope.to_bytes(),
+        )
+    )
+    session.info[_DIRTY] = True
+    return envelope
+
+
+def emit_event(
+    session: AsyncSession,
+    outbox_model: type[Any],
+    kind: EventKind,
+    *,
+    source: str,
+    space: str,
+    data: Any,
+    subject: str | None = None,
+    caused_by: Envelope | None = None,
+) -> Envelope:
+    """Build the envelope for `kind` and write it to the outbox."""
+    envelope = new_envelope(
+        source=source, type=kind.type, space=space, data=data, subject=subject, caused_by=caused_by
+    )
+    return emit(session, outbox_model, kind, envelope)
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows; woken right after a commit that wrote one."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        outbox_model: type[OutboxMixin],
+        broker: Broker,
+        *,
+        batch_size: int = 100,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._model = outbox_model
+        self._broker = broker
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        sync_class = cast(Any, sessionmaker.kw["sync_session_class"])
+        event.listen(sync_class, "after_commit", self._after_commit)
+
+    def _after_commit(self, session: Any) -> None:
+        if session.info.pop(_DIRTY, False):
+            self.wake()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Relay until cancelled; errors (NATS or Postgres down) back off and retry."""
+        delay = self._poll_seconds
+        while True:
+            try:
+                published = await self.relay_once()
+                delay = self._poll_seconds
+            except Exception as error:  # noqa: BLE001 - the relay must outlive any outage
+                log.warning("outbox relay failed; retrying", error=str(error))
+                published = 0
+                delay = min(delay * 2, 10.0)
+            if published >= self._batch_size:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    async def relay_once(self) -> int:
+        """Publish one batch; rows published before a failure stay marked, then it raises."""
+        model = self._model
+        failure: Exception | None = None
+        async with self._sessionmaker() as session, session.begin():
+            rows = (
+                (
+                    await session.execute(
+                        select(model)
+                        .where(model.published_at.is_(None))
+                        .order_by(model.created_at, model.id)
+                        .limit(self._batch_size)
+                        .with_for_update(skip_locked=True)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for row in rows:
+                try:
+                    await self._broker.publish(row.subject, Envelope.from_bytes(row.payload))
+                except Exception as error:  # noqa: BLE001 - recorded on the row, raised below
+                    row.attempts += 1
+                    row.last_error = str(error)[:1000]
+                    failure = error
+                    break
+                row.published_at = utc_now()
+        if failure is not None:
+            raise failure
+        return len(rows)
+
+
+async def pending_count(session: AsyncSession, outbox_model: type[OutboxMixin]) -> int:
+    """Unpublished rows: the relay's lag, exported as a metric."""
+    result = await session.execute(
+        select(func.count()).select_from(outbox_model).where(outbox_model.published_at.is_(None))
+    )
+    return int(result.scalar_one())

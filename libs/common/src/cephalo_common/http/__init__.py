@@ -1,0 +1,1 @@
+"""The FastAPI app every service is built from: probes, metrics, problems, request ids."""

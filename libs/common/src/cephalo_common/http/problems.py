@@ -1,0 +1,100 @@
+"""RFC 9457 problem responses: every error a client sees has `type`, `title`, `status`, `detail`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cephalo_common.errors import CephaloError
+from cephalo_common.logging import get_logger
+
+PROBLEM_TYPE_BASE = "https://cephalo.dev/problems/"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+log = get_logger(__name__)
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    slug: str,
+    errors: list[dict[str, Any]] | None = None,
+    request: Request | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_CONTENT_TYPE)
+
+
+def _field_errors(error: RequestValidationError) -> list[dict[str, Any]]:
+    return [
+        {
+            "field": ".".join(str(part) for part in item.get("loc", ())),
+            "message": item.get("msg", ""),
+            "code": item.get("type", ""),
+        }
+        for item in error.errors()
+    ]
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def on_cephalo_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, CephaloError)
+        return problem(
+            error.status_code,
+            error.title,
+            error.detail,
+            slug=error.type_slug,
+            errors=error.errors,
+            request=request,
+        )
+
+    async def on_validation_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        return problem(
+            422,
+            "Invalid input",
+            "The request does not match the expected shape.",
+            slug="invalid",
+            errors=_field_errors(error),
+            request=request,
+        )
+
+    async def on_http_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, StarletteHTTPException)
+        title = {404: "Not found", 405: "Method not allowed"}.get(error.status_code, "Error")
+        return problem(
+            error.status_code,
+            title,
+            str(error.detail),
+            slug=title.lower().replace(" ", "-"),
+            request=request,
+        )
+
+    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error", path=request.url.path)
+        return problem(
+            500,
+            "Internal error",
+            "An unexpected error occurred; it has been logged.",
+            slug="internal",
+            request=request,
+        )
+
+    app.add_exception_handler(CephaloError, on_cephalo_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,1 @@
+"""Events and commands on NATS JetStream: envelope, subjects, streams, brokers."""

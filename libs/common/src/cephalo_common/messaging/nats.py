@@ -1,0 +1,209 @@
+"""JetStream implementation of `Broker`: reconnects for ever, re-creates pull subscriptions.
+
+A nats-py pull subscription can stop receiving after a server restart, so the consume
+loop rebuilds it whenever the connection was re-established or a fetch fails for any
+reason other than an empty batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+from cephalo_common.logging import get_logger
+from cephalo_common.messaging import subjects
+from cephalo_common.messaging.broker import ConsumerSpec, PermanentFailure
+from cephalo_common.messaging.envelope import CONTENT_TYPE, Envelope
+from cephalo_common.messaging.streams import ALL_STREAMS, StreamSpec
+from cephalo_common.settings import NatsSettings
+
+log = get_logger(__name__)
+
+
+class NatsBroker:
+    """Owns one NATS connection; `start()` returns at once and connects in the background."""
+
+    def __init__(
+        self, settings: NatsSettings, *, name: str, streams: tuple[StreamSpec, ...] = ALL_STREAMS
+    ) -> None:
+        self._settings = settings
+        self._name = name
+        self._streams = streams
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._ready = asyncio.Event()
+        self._generation = 0
+        self._connector: asyncio.Task[None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected and self._ready.is_set()
+
+    async def start(self) -> None:
+        self._connector = asyncio.create_task(self._connect_forever(), name="nats-connect")
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._ready.wait(), timeout)
+
+    async def close(self) -> None:
+        if self._connector is not None:
+            self._connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connector
+        if self._nc is not None and not self._nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+
+    async def _connect_forever(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                self._nc = await nats.connect(
+                    servers=self._settings.url.split(","),
+                    name=self._name,
+                    connect_timeout=self._settings.connect_timeout_seconds,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    reconnected_cb=self._on_reconnected,
+                    disconnected_cb=self._on_disconnected,
+                    error_cb=self._on_error,
+                )
+                self._js = self._nc.jetstream()
+                await self.ensure_streams()
+                self._ready.set()
+                log.info("nats connected", url=self._settings.url)
+                return
+            except Exception as error:  # noqa: BLE001 - keep trying, report not-ready
+                log.warning("nats not reachable; retrying", error=str(error), delay=delay)
+                if self._nc is not None:
+                    with contextlib.suppress(Exception):
+                        await self._nc.close()
+                    self._nc = None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _on_reconnected(self) -> None:
+        self._generation += 1
+        log.info("nats reconnected")
+        with contextlib.suppress(Exception):
+            await self.ensure_streams()
+
+    async def _on_disconnected(self) -> None:
+        log.warning("nats disconnected")
+
+    async def _on_error(self, error: Exception) -> None:
+        log.debug("nats error", error=str(error))
+
+    def _jetstream(self) -> JetStreamContext:
+        if self._js is None or not self.connected:
+            raise ConnectionError("not connected to NATS")
+        return self._js
+
+    async def ensure_streams(self) -> None:
+        """Create or update every declared stream (idempotent)."""
+        assert self._js is not None
+        for spec in self._streams:
+            config = StreamConfig(
+                name=spec.name,
+                subjects=list(spec.subjects),
+                retention=RetentionPolicy.WORK_QUEUE if spec.work_queue else RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                max_age=spec.max_age_seconds,
+                duplicate_window=spec.duplicate_window_seconds,
+            )
+            try:
+                await self._js.add_stream(config)
+            except BadRequestError:
+                await self._js.update_stream(config)
+
+    async def publish(self, subject: str, envelope: Envelope) -> None:
+        headers = {
+            "Nats-Msg-Id": envelope.id,
+            "Content-Type": CONTENT_TYPE,
+            "ce-type": envelope.type,
+        }
+        await self._jetstream().publish(subject, envelope.to_bytes(), timeout=5, headers=headers)
+
+    async def consume(self, spec: ConsumerSpec) -> None:
+        """Pull and handle messages until cancelled; rebuild the subscription after trouble."""
+        await self._ready.wait()
+        while True:
+            generation = self._generation
+            try:
+                subscription = await self._subscribe(spec)
+                while generation == self._generation:
+                    try:
+                        messages = await subscription.fetch(spec.batch_size, timeout=2)
+                    except NatsTimeoutError:
+                        continue
+                    for message in messages:
+                        await self._handle(spec, message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - survive NATS restarts
+                log.warning(
+                    "consumer interrupted; resubscribing", consumer=spec.name, error=str(error)
+                )
+                await asyncio.sleep(1.0)
+
+    async def _subscribe(self, spec: ConsumerSpec) -> Any:
+        js = self._jetstream()
+        backoff = [spec.ack_wait_seconds * (2**i) for i in range(min(3, spec.max_deliver - 1))]
+        config = ConsumerConfig(
+            durable_name=spec.name,
+            filter_subject=spec.filter_subject,
+            ack_wait=spec.ack_wait_seconds,
+            max_deliver=spec.max_deliver,
+            backoff=backoff or None,
+        )
+        try:
+            return await js.pull_subscribe(
+                spec.filter_subject, durable=spec.name, stream=spec.stream, config=config
+            )
+        except NotFoundError:
+            await self.ensure_streams()
+            raise
+
+    async def _handle(self, spec: ConsumerSpec, message: Any) -> None:
+        try:
+            envelope = Envelope.from_bytes(message.data)
+        except ValueError as error:
+            await self._dead_letter(spec, message, f"undecodable message: {error}")
+            return
+        try:
+            await spec.handler(envelope)
+        except PermanentFailure as error:
+            await self._dead_letter(spec, message, str(error))
+            return
+        except Exception as error:  # noqa: BLE001 - redelivered with back-off
+            delivered = message.metadata.num_delivered
+            if delivered >= spec.max_deliver:
+                await self._dead_letter(spec, message, str(error))
+                return
+            log.warning(
+                "handler failed; will redeliver",
+                consumer=spec.name,
+                event_id=envelope.id,
+                delivered=delivered,
+                error=str(error),
+            )
+            await message.nak(delay=spec.redelivery_delay(delivered))
+            return
+        await message.ack()
+
+    async def _dead_letter(self, spec: ConsumerSpec, message: Any, reason: str) -> None:
+        log.error("message dead-lettered", consumer=spec.name, reason=reason)
+        headers = {"Cephalo-Dead-Letter-Reason": reason[:500], "Cephalo-Subject": message.subject}
+        await self._jetstream().publish(
+            subjects.dead_letter(spec.name), message.data, timeout=5, headers=headers
+        )
+        await message.term()

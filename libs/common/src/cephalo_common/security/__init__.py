@@ -1,0 +1,1 @@
+"""TLS with pinned self-signed certificates, thumbprints, constant-time comparison."""

@@ -1,0 +1,26 @@
+"""`create_app(settings)`: release-service as a FastAPI app (the canonical example to copy)."""
+
+from __future__ import annotations
+
+from cephalo_common.http.app import ServiceDefinition, create_service_app
+from fastapi import FastAPI
+
+from cephalo_release.api import routers
+from cephalo_release.db.models import OutboxEvent
+from cephalo_release.events.consumers import consumers
+from cephalo_release.settings import ReleaseSettings
+
+SERVICE_NAME = "release-service"
+
+
+def create_app(settings: ReleaseSettings | None = None) -> FastAPI:
+    return create_service_app(
+        ServiceDefinition(
+            name=SERVICE_NAME,
+            settings=settings or ReleaseSettings(),
+            routers=routers,
+            outbox_model=OutboxEvent,
+            consumers=consumers,
+            description="Spaces, environments, projects, processes, releases and deployments.",
+        )
+    )

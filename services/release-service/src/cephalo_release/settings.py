@@ -1,0 +1,12 @@
+"""release-service settings: env vars `CEPHALO_RELEASE_…`."""
+
+from __future__ import annotations
+
+from cephalo_common.settings import ServiceSettings, service_config
+from pydantic import Field
+
+
+class ReleaseSettings(ServiceSettings):
+    model_config = service_config("release")
+
+    port: int = Field(8081, ge=0, le=65535)
