@@ -1,1 +1,1 @@
-"""Cephalo."""
+"""`cephalo`: the command-line tool for people and build servers (thin for now)."""

@@ -13,7 +13,9 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-async def new_project(client: httpx.AsyncClient, steps: list[dict[str, object]] | None = None) -> dict[str, object]:
+async def new_project(
+    client: httpx.AsyncClient, steps: list[dict[str, object]] | None = None
+) -> dict[str, object]:
     created = await client.post("/api/v1/spaces/default/projects", json={"name": unique("Project")})
     assert created.status_code == 201, created.text
     project = created.json()
@@ -49,7 +51,9 @@ async def test_environment_is_found_by_name(client: httpx.AsyncClient) -> None:
 
 
 async def test_a_malformed_body_is_a_problem_with_field_errors(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/v1/spaces/default/environments", json={"name": "", "extra": 1})
+    response = await client.post(
+        "/api/v1/spaces/default/environments", json={"name": "", "extra": 1}
+    )
     assert response.status_code == 422
     fields = {error["field"] for error in response.json()["errors"]}
     assert {"body.name", "body.extra"} <= fields
@@ -63,7 +67,9 @@ async def test_an_unknown_space_is_not_found(client: httpx.AsyncClient) -> None:
 
 async def test_an_id_from_another_space_never_resolves(client: httpx.AsyncClient) -> None:
     slug = unique("other")
-    assert (await client.post("/api/v1/spaces", json={"name": slug, "slug": slug})).status_code == 201
+    assert (
+        await client.post("/api/v1/spaces", json={"name": slug, "slug": slug})
+    ).status_code == 201
     env = (await client.post(f"/api/v1/spaces/{slug}/environments", json={"name": "Dev"})).json()
     assert (await client.get(f"/api/v1/spaces/{slug}/environments/{env['id']}")).status_code == 200
     assert (await client.get(f"/api/v1/spaces/default/environments/{env['id']}")).status_code == 404
@@ -73,7 +79,9 @@ async def test_a_stale_process_version_is_a_conflict(client: httpx.AsyncClient) 
     project = await new_project(client)
     url = f"/api/v1/spaces/default/projects/{project['id']}/deployment-process"
     current = (await client.get(url)).json()
-    assert (await client.put(url, json={"version": current["version"], "steps": [STEP]})).status_code == 200
+    assert (
+        await client.put(url, json={"version": current["version"], "steps": [STEP]})
+    ).status_code == 200
     stale = await client.put(url, json={"version": current["version"], "steps": [STEP]})
     assert stale.status_code == 409
 
@@ -81,7 +89,9 @@ async def test_a_stale_process_version_is_a_conflict(client: httpx.AsyncClient) 
 async def test_a_step_needs_a_role_and_a_script(client: httpx.AsyncClient) -> None:
     project = await new_project(client)
     url = f"/api/v1/spaces/default/projects/{project['id']}/deployment-process"
-    bad = await client.put(url, json={"steps": [{"name": "x", "target_roles": [], "script_body": ""}]})
+    bad = await client.put(
+        url, json={"steps": [{"name": "x", "target_roles": [], "script_body": ""}]}
+    )
     assert bad.status_code == 422
 
 
@@ -110,10 +120,14 @@ async def test_a_project_without_steps_cannot_be_released(client: httpx.AsyncCli
     assert response.status_code == 422
 
 
-async def test_deploying_to_an_unknown_environment_writes_nothing(client: httpx.AsyncClient) -> None:
+async def test_deploying_to_an_unknown_environment_writes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
     project = await new_project(client)
     release = (
-        await client.post(f"/api/v1/spaces/default/projects/{project['id']}/releases", json={"version": "1.0"})
+        await client.post(
+            f"/api/v1/spaces/default/projects/{project['id']}/releases", json={"version": "1.0"}
+        )
     ).json()
     response = await client.post(
         "/api/v1/spaces/default/deployments",

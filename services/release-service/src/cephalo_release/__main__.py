@@ -1,5 +1,4 @@
 from cephalo_common.service_main import service_main
-
 from cephalo_release.app import create_app
 from cephalo_release.settings import ReleaseSettings
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from cephalo_common.http.app import ServiceDefinition, create_service_app
 from fastapi import FastAPI
 
+from cephalo_common.http.app import ServiceDefinition, create_service_app
 from cephalo_release.api import routers
 from cephalo_release.db.models import OutboxEvent
 from cephalo_release.events.consumers import consumers

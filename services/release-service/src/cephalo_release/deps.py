@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from cephalo_common.http.app import SessionDep
 from fastapi import Depends, Path
 
+from cephalo_common.http.app import SessionDep
 from cephalo_release.db.models import Space
 from cephalo_release.db.repositories import Repositories
 from cephalo_release.domain.spaces import resolve_space

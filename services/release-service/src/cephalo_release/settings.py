@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from cephalo_common.settings import ServiceSettings, service_config
 from pydantic import Field
+
+from cephalo_common.settings import ServiceSettings, service_config
 
 
 class ReleaseSettings(ServiceSettings):

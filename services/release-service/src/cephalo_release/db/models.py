@@ -6,9 +6,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from cephalo_common.db.base import IdMixin, TimestampMixin, service_metadata
-from cephalo_common.db.inbox import InboxMixin
-from cephalo_common.db.outbox import OutboxMixin
 from sqlalchemy import (
     Boolean,
     Computed,
@@ -21,6 +18,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from cephalo_common.db.base import IdMixin, TimestampMixin, service_metadata
+from cephalo_common.db.inbox import InboxMixin
+from cephalo_common.db.outbox import OutboxMixin
 
 SCHEMA = "release"
 
@@ -92,7 +93,9 @@ class Release(IdMixin, TimestampMixin, Base):
     space_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("spaces.id"), index=True)
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id"), index=True)
     version: Mapped[str] = mapped_column(String(100))
-    version_key: Mapped[str] = mapped_column(String(100), Computed("lower(version)", persisted=True))
+    version_key: Mapped[str] = mapped_column(
+        String(100), Computed("lower(version)", persisted=True)
+    )
     release_notes: Mapped[str] = mapped_column(Text, default="")
     process_snapshot: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     process_version: Mapped[int] = mapped_column(Integer)

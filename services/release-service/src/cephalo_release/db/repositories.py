@@ -6,10 +6,10 @@ import uuid
 from collections.abc import Sequence
 from typing import TypeVar
 
-from cephalo_common.db.repository import RepositoryBase
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cephalo_common.db.repository import RepositoryBase
 from cephalo_release.db.models import (
     Deployment,
     DeploymentProcess,

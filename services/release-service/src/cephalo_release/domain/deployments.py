@@ -11,7 +11,6 @@ from cephalo_common.contracts import (
 )
 from cephalo_common.errors import NotFound
 from cephalo_common.ids import utc_now
-
 from cephalo_release.db.models import Deployment, Space
 from cephalo_release.db.repositories import Repositories
 from cephalo_release.domain.releases import get_release
@@ -80,6 +79,16 @@ async def record_finished(repos: Repositories, finished: DeploymentFinishedV1) -
     deployment.task_id = uuid.UUID(finished.task_id)
     deployment.error = finished.error
     deployment.finished_at = utc_now()
+    await repos.session.flush()
+
+
+async def record_task_started(repos: Repositories, task_id: str, deployment_id: str) -> None:
+    """The orchestrator picked the deployment up: show it as Executing with its task."""
+    deployment = await repos.deployments.find(uuid.UUID(deployment_id))
+    if deployment is None or deployment.state != "Queued":
+        return
+    deployment.state = "Executing"
+    deployment.task_id = uuid.UUID(task_id)
     await repos.session.flush()
 
 

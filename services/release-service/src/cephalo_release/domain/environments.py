@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from cephalo_common.errors import Conflict, NotFound
-
 from cephalo_release.db.models import Environment, Space
 from cephalo_release.db.repositories import Repositories
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from cephalo_common.errors import Conflict, Invalid, NotFound
 from cephalo_common.ids import uuid7
-
 from cephalo_release.db.models import DeploymentProcess, Project, Space
 from cephalo_release.db.repositories import Repositories
 

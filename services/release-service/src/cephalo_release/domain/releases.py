@@ -7,7 +7,6 @@ import uuid
 
 from cephalo_common.contracts import ReleaseCreatedV1
 from cephalo_common.errors import Conflict, Invalid, NotFound
-
 from cephalo_release.db.models import Project, Release, Space
 from cephalo_release.db.repositories import Repositories
 from cephalo_release.domain.projects import get_process

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from cephalo_common.contracts import (
     DEPLOYMENT_REQUESTED,
     RELEASE_CREATED,
@@ -10,8 +12,6 @@ from cephalo_common.contracts import (
 )
 from cephalo_common.db.outbox import emit_event
 from cephalo_common.messaging.envelope import Envelope
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from cephalo_release.db.models import OutboxEvent
 
 SOURCE = "cephalo://release-service"

@@ -1,0 +1,3 @@
+from cephalo_cli.main import main
+
+main()
