@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import httpx
-from cephalo_common.embedded import EmbeddedNats, EmbeddedPostgres
 
+from cephalo_common.embedded import EmbeddedNats, EmbeddedPostgres
 from cephalo_dev import demo
 from cephalo_dev.agents import LocalAgent
 from cephalo_dev.processes import stop
@@ -78,7 +78,7 @@ async def run(state_dir: Path, *, stay: bool) -> int:
     stack = Stack(state_dir, postgres.url(), nats_server.url, Ports())
     try:
         say("Running migrations")
-        stack.migrate()
+        await asyncio.to_thread(stack.migrate)
         say("Starting the five services")
         stack.start_services()
         await stack.wait_ready()

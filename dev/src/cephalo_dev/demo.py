@@ -57,7 +57,7 @@ class Api:
 
 async def ensure_environment(api: Api, name: str = DEMO_ENVIRONMENT) -> dict[str, Any]:
     found = await api.find(f"/environments/{name}")
-    return found or await api.call("POST", "/environments", json={"name": name})
+    return dict(found or await api.call("POST", "/environments", json={"name": name}))
 
 
 async def ensure_project(

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from alembic import command
+
 from cephalo_common.db.migrations import alembic_config, upgrade
 from cephalo_common.embedded import EmbeddedPostgres, free_port
 

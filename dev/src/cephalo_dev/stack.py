@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from cephalo_common.db.migrations import upgrade
 
+from cephalo_common.db.migrations import upgrade
 from cephalo_dev.processes import spawn, stop
 
 

@@ -10,20 +10,53 @@ from collections.abc import AsyncIterator
 import nats
 import pytest
 from pydantic import BaseModel
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import String, func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from cephalo_common.contracts import RELEASE_CREATED
-from cephalo_common.db.inbox import idempotent_handler
-from cephalo_common.db.outbox import OutboxRelay, emit_event
+from cephalo_common.db.base import IdMixin, TimestampMixin, service_metadata
+from cephalo_common.db.engine import create_engine, create_sessionmaker
+from cephalo_common.db.inbox import InboxMixin, idempotent_handler
+from cephalo_common.db.outbox import OutboxMixin, OutboxRelay, emit_event
 from cephalo_common.db.session import unit_of_work
 from cephalo_common.embedded import EmbeddedNats
 from cephalo_common.messaging.envelope import Envelope, new_envelope
 from cephalo_common.messaging.nats import NatsBroker
 from cephalo_common.messaging.streams import EVT_RELEASE
-from cephalo_common.settings import NatsSettings
+from cephalo_common.settings import DatabaseSettings, NatsSettings
 
-from .conftest import Inbox, Outbox, Widget
+
+class Base(DeclarativeBase):
+    metadata = service_metadata("common_test")
+
+
+class Widget(IdMixin, TimestampMixin, Base):
+    __tablename__ = "widgets"
+    name: Mapped[str] = mapped_column(String(100))
+
+
+class Outbox(OutboxMixin, Base):
+    __tablename__ = "outbox"
+
+
+class Inbox(InboxMixin, Base):
+    __tablename__ = "inbox"
+
+
+@pytest.fixture(scope="module")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(DatabaseSettings(url=database_url), application_name="common-tests")
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE SCHEMA IF NOT EXISTS common_test"))
+        await connection.run_sync(Base.metadata.create_all)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(engine)
 
 
 class Created(BaseModel):

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 import httpx
 
-STEP = {"name": "Say hello", "target_roles": ["web"], "script_body": "echo hello"}
+STEP_TEMPLATE = {"name": "Say hello", "target_roles": ["web"], "script_body": "echo hello"}
+ProjectFactory = Callable[..., Awaitable[dict[str, object]]]
 
 
-def unique(prefix: str) -> str:
+def uid(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-async def new_project(
-    client: httpx.AsyncClient, steps: list[dict[str, object]] | None = None
-) -> dict[str, object]:
-    created = await client.post("/api/v1/spaces/default/projects", json={"name": unique("Project")})
-    assert created.status_code == 201, created.text
-    project = created.json()
-    put = await client.put(
-        f"/api/v1/spaces/default/projects/{project['id']}/deployment-process",
-        json={"steps": steps if steps is not None else [STEP]},
-    )
-    assert put.status_code == 200, put.text
-    return dict(project)
 
 
 async def test_the_default_space_resolves_by_slug_and_by_id(client: httpx.AsyncClient) -> None:
@@ -34,7 +22,7 @@ async def test_the_default_space_resolves_by_slug_and_by_id(client: httpx.AsyncC
 
 
 async def test_environment_names_are_unique_case_insensitively(client: httpx.AsyncClient) -> None:
-    name = unique("Staging")
+    name = uid("Staging")
     first = await client.post("/api/v1/spaces/default/environments", json={"name": name})
     second = await client.post("/api/v1/spaces/default/environments", json={"name": name.upper()})
     assert first.status_code == 201
@@ -44,7 +32,7 @@ async def test_environment_names_are_unique_case_insensitively(client: httpx.Asy
 
 
 async def test_environment_is_found_by_name(client: httpx.AsyncClient) -> None:
-    name = unique("Production")
+    name = uid("Production")
     await client.post("/api/v1/spaces/default/environments", json={"name": name})
     found = await client.get(f"/api/v1/spaces/default/environments/{name.lower()}")
     assert found.status_code == 200 and found.json()["name"] == name
@@ -66,7 +54,7 @@ async def test_an_unknown_space_is_not_found(client: httpx.AsyncClient) -> None:
 
 
 async def test_an_id_from_another_space_never_resolves(client: httpx.AsyncClient) -> None:
-    slug = unique("other")
+    slug = uid("other")
     assert (
         await client.post("/api/v1/spaces", json={"name": slug, "slug": slug})
     ).status_code == 201
@@ -75,19 +63,25 @@ async def test_an_id_from_another_space_never_resolves(client: httpx.AsyncClient
     assert (await client.get(f"/api/v1/spaces/default/environments/{env['id']}")).status_code == 404
 
 
-async def test_a_stale_process_version_is_a_conflict(client: httpx.AsyncClient) -> None:
-    project = await new_project(client)
+async def test_a_stale_process_version_is_a_conflict(
+    client: httpx.AsyncClient, new_project: ProjectFactory
+) -> None:
+    project = await new_project()
     url = f"/api/v1/spaces/default/projects/{project['id']}/deployment-process"
     current = (await client.get(url)).json()
     assert (
-        await client.put(url, json={"version": current["version"], "steps": [STEP]})
+        await client.put(url, json={"version": current["version"], "steps": [dict(STEP_TEMPLATE)]})
     ).status_code == 200
-    stale = await client.put(url, json={"version": current["version"], "steps": [STEP]})
+    stale = await client.put(
+        url, json={"version": current["version"], "steps": [dict(STEP_TEMPLATE)]}
+    )
     assert stale.status_code == 409
 
 
-async def test_a_step_needs_a_role_and_a_script(client: httpx.AsyncClient) -> None:
-    project = await new_project(client)
+async def test_a_step_needs_a_role_and_a_script(
+    client: httpx.AsyncClient, new_project: ProjectFactory
+) -> None:
+    project = await new_project()
     url = f"/api/v1/spaces/default/projects/{project['id']}/deployment-process"
     bad = await client.put(
         url, json={"steps": [{"name": "x", "target_roles": [], "script_body": ""}]}
@@ -95,35 +89,42 @@ async def test_a_step_needs_a_role_and_a_script(client: httpx.AsyncClient) -> No
     assert bad.status_code == 422
 
 
-async def test_a_release_snapshots_the_process(client: httpx.AsyncClient) -> None:
-    project = await new_project(client)
+async def test_a_release_snapshots_the_process(
+    client: httpx.AsyncClient, new_project: ProjectFactory
+) -> None:
+    project = await new_project()
     base = f"/api/v1/spaces/default/projects/{project['id']}"
     release = (await client.post(f"{base}/releases", json={"version": "1.0.0"})).json()
     await client.put(
-        f"{base}/deployment-process", json={"steps": [{**STEP, "script_body": "echo changed"}]}
+        f"{base}/deployment-process",
+        json={"steps": [{**dict(STEP_TEMPLATE), "script_body": "echo changed"}]},
     )
     again = (await client.get(f"/api/v1/spaces/default/releases/{release['id']}")).json()
     assert again["steps"][0]["script_body"] == "echo hello"
 
 
-async def test_release_versions_are_unique_per_project(client: httpx.AsyncClient) -> None:
-    project = await new_project(client)
+async def test_release_versions_are_unique_per_project(
+    client: httpx.AsyncClient, new_project: ProjectFactory
+) -> None:
+    project = await new_project()
     url = f"/api/v1/spaces/default/projects/{project['id']}/releases"
     assert (await client.post(url, json={"version": "2.0.0-beta.1"})).status_code == 201
     assert (await client.post(url, json={"version": "2.0.0-BETA.1"})).status_code == 409
 
 
-async def test_a_project_without_steps_cannot_be_released(client: httpx.AsyncClient) -> None:
-    project = await new_project(client, steps=[])
+async def test_a_project_without_steps_cannot_be_released(
+    client: httpx.AsyncClient, new_project: ProjectFactory
+) -> None:
+    project = await new_project(steps=[])
     url = f"/api/v1/spaces/default/projects/{project['id']}/releases"
     response = await client.post(url, json={"version": "1.0.0"})
     assert response.status_code == 422
 
 
-async def test_deploying_to_an_unknown_environment_writes_nothing(
-    client: httpx.AsyncClient,
+async def test_deploying_to_an_unknown_environment_is_not_found(
+    client: httpx.AsyncClient, new_project: ProjectFactory
 ) -> None:
-    project = await new_project(client)
+    project = await new_project()
     release = (
         await client.post(
             f"/api/v1/spaces/default/projects/{project['id']}/releases", json={"version": "1.0"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 
 import httpx
 import nats
@@ -20,13 +21,17 @@ from cephalo_common.messaging.envelope import Envelope, new_envelope
 from cephalo_common.messaging.nats import NatsBroker
 from cephalo_common.settings import NatsSettings
 
-from .test_api import new_project, unique
+ProjectFactory = Callable[..., Awaitable[dict[str, object]]]
 
 
-async def requested_deployment(client: httpx.AsyncClient) -> tuple[dict[str, str], str]:
-    project = await new_project(client)
+async def requested_deployment(
+    client: httpx.AsyncClient, new_project: ProjectFactory
+) -> tuple[dict[str, str], str]:
+    project = await new_project()
     env = (
-        await client.post("/api/v1/spaces/default/environments", json={"name": unique("Env")})
+        await client.post(
+            "/api/v1/spaces/default/environments", json={"name": f"Env-{uuid.uuid4().hex[:8]}"}
+        )
     ).json()
     release = (
         await client.post(
@@ -42,12 +47,12 @@ async def requested_deployment(client: httpx.AsyncClient) -> tuple[dict[str, str
 
 
 async def test_a_deployment_request_is_announced_with_the_release_steps(
-    client: httpx.AsyncClient, nats_url: str
+    client: httpx.AsyncClient, nats_url: str, new_project: ProjectFactory
 ) -> None:
     connection = await nats.connect(nats_url)
     subscription = await connection.subscribe(DEPLOYMENT_REQUESTED.filter_subject)
     try:
-        deployment, env_name = await requested_deployment(client)
+        deployment, env_name = await requested_deployment(client, new_project)
         async with asyncio.timeout(10):
             while True:
                 envelope = Envelope.from_bytes((await subscription.next_msg(timeout=10)).data)
@@ -62,9 +67,9 @@ async def test_a_deployment_request_is_announced_with_the_release_steps(
 
 
 async def test_the_orchestrators_verdict_is_recorded_once(
-    client: httpx.AsyncClient, nats_url: str
+    client: httpx.AsyncClient, nats_url: str, new_project: ProjectFactory
 ) -> None:
-    deployment, _ = await requested_deployment(client)
+    deployment, _ = await requested_deployment(client, new_project)
     space = deployment["space_id"]
     task_id = str(uuid.uuid4())
     broker = NatsBroker(NatsSettings(url=nats_url), name="release-test")

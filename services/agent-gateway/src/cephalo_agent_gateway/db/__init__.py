@@ -1,0 +1,1 @@
+"""Tables, repositories (all SQL) and migrations of the `agent_gateway` schema."""

@@ -1,0 +1,1 @@
+"""The rules of machines and script runs: plain Python, no FastAPI."""

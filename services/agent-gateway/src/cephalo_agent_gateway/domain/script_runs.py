@@ -1,0 +1,302 @@
+"""Script runs: a dispatched step, driven on its machine until the agent reports it Complete.
+
+Crash-safety rests on three facts. The run row (keyed by the dispatch's ticket) is written
+before anything is sent; the agent runs a ticket at most once; and every batch of log lines
+is written to the outbox in the same transaction that advances the run's log cursor. So a
+run can be resumed at any point (new connection, new gateway process) by asking the agent
+for the lines after the cursor: none is lost and none is sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cephalo_agent_gateway.db.models import Machine, ScriptRun
+from cephalo_agent_gateway.db.repositories import Repositories
+from cephalo_agent_gateway.domain.scripts import RemoteCallFailed, ScriptClient
+from cephalo_agent_gateway.domain.transport import Transport, TransportError
+from cephalo_agent_gateway.events import publish
+from cephalo_common.agent_protocol import (
+    CONTRACT_VERSION,
+    ProcessOutput,
+    ProcessState,
+    ScriptStatusResponse,
+    StartScriptCommand,
+)
+from cephalo_common.contracts import StepDispatchV1, StepFinishedV1, StepLogV1
+from cephalo_common.db.session import unit_of_work
+from cephalo_common.ids import utc_now
+from cephalo_common.logging import get_logger
+from cephalo_common.messaging.broker import PermanentFailure
+from cephalo_common.messaging.envelope import Envelope
+
+log = get_logger(__name__)
+MASK = "********"
+MAX_TICKET_LENGTH = 200
+
+
+async def record_dispatch(repos: Repositories, envelope: Envelope) -> bool:
+    """Remember a `step.dispatch` command; the supervisor drives it. False for a known ticket."""
+    try:
+        dispatch = envelope.payload(StepDispatchV1)
+        machine_id = uuid.UUID(dispatch.machine_id)
+        space_id = uuid.UUID(envelope.cephalospace)
+    except (ValidationError, ValueError) as error:
+        raise PermanentFailure(f"malformed step dispatch: {error}") from error
+    if not dispatch.ticket or len(dispatch.ticket) > MAX_TICKET_LENGTH:
+        raise PermanentFailure(f"a ticket is 1-{MAX_TICKET_LENGTH} characters")
+    return await repos.script_runs.insert_if_absent(
+        {
+            "ticket": dispatch.ticket,
+            "space_id": space_id,
+            "task_id": dispatch.task_id,
+            "step_run_id": dispatch.step_run_id,
+            "machine_id": machine_id,
+            "dispatch": dispatch.model_dump(mode="json"),
+            "state": ProcessState.PENDING.value,
+            "last_log_sequence": 0,
+            "correlation_id": envelope.correlationid or envelope.id,
+            "causation_id": envelope.id,
+        }
+    )
+
+
+def scrub_secrets(dispatch: dict[str, Any]) -> dict[str, Any]:
+    """The dispatch without sensitive values: once the agent has them, we keep none at rest."""
+    sensitive = set(dispatch.get("sensitive_variables") or ())
+    variables = dispatch.get("variables") or {}
+    return {
+        **dispatch,
+        "variables": {k: MASK if k in sensitive else v for k, v in variables.items()},
+    }
+
+
+def log_batches(lines: Sequence[ProcessOutput], max_bytes: int) -> Iterator[list[ProcessOutput]]:
+    """Split lines into events that stay well under the NATS message limit."""
+    batch: list[ProcessOutput] = []
+    size = 0
+    for line in lines:
+        length = len(line.text.encode()) + 100
+        if batch and size + length > max_bytes:
+            yield batch
+            batch, size = [], 0
+        batch.append(line)
+        size += length
+    if batch:
+        yield batch
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    pickup_timeout_seconds: float
+    status_poll_seconds: float
+    max_log_event_bytes: int = 256 * 1024
+
+
+class RunRefused(Exception):
+    """A verdict that ends the run without retry (unknown or disabled machine, no support)."""
+
+
+class StaleRun(Exception):
+    """The row moved on under us (another driver); reload it and decide again."""
+
+
+class _Contact:
+    """When we last heard from the agent: waiting for it is bounded from that moment."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.at = self._loop.time()
+
+    def touch(self) -> None:
+        self.at = self._loop.time()
+
+    def remaining(self, budget: float) -> float:
+        return max(budget - (self._loop.time() - self.at), 0.0)
+
+
+def describe_seconds(seconds: float) -> str:
+    return f"{seconds:g} s"
+
+
+class ScriptRunDriver:
+    """Drives a run to completion; `drive(ticket)` is safe to call again after any crash."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        transport: Transport,
+        settings: RunSettings,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._transport = transport
+        self._settings = settings
+
+    async def drive(self, ticket: str) -> None:
+        contact = _Contact()
+        while True:
+            loaded = await self._load(ticket)
+            if loaded is None:
+                return
+            run, machine = loaded
+            try:
+                await self._attempt(run, _admit(run, machine), contact)
+                return
+            except RunRefused as refusal:
+                await self._finish(run, None, str(refusal))
+                return
+            except RemoteCallFailed as error:
+                label = machine.name if machine else run.machine_id
+                await self._finish(run, None, f"Machine {label}: {error}")
+                return
+            except TransportError as error:
+                log.info("lost contact with the agent; waiting", ticket=ticket, error=str(error))
+                await asyncio.sleep(self._settings.status_poll_seconds)
+            except StaleRun:
+                log.info("script run changed under this driver; reloading", ticket=ticket)
+
+    async def _load(self, ticket: str) -> tuple[ScriptRun, Machine | None] | None:
+        async with self._sessionmaker() as session:
+            repos = Repositories(session)
+            run = await repos.script_runs.find(ticket)
+            if run is None or run.state == ProcessState.COMPLETE:
+                return None
+            machine = await repos.machines.find(run.machine_id)
+            return run, machine
+
+    async def _attempt(self, run: ScriptRun, machine: Machine, contact: _Contact) -> None:
+        """Start (if not yet started), follow the log to Complete, complete, finish."""
+        budget = self._settings.pickup_timeout_seconds
+        if not await self._transport.wait_until_connected(machine.id, contact.remaining(budget)):
+            raise RunRefused(_unreachable(run, machine.name, budget))
+        client = ScriptClient(self._transport, machine.id)
+        status: ScriptStatusResponse | None = None
+        if run.state == ProcessState.PENDING:
+            dispatch = StepDispatchV1.model_validate(run.dispatch)
+            await _check_capabilities(client, machine.name, dispatch)
+            status = await client.start_script(_command(dispatch))
+            contact.touch()
+            await self._mark_running(run)
+        while status is None or not await self._absorb(run, status):
+            if status is not None:
+                await asyncio.sleep(self._settings.status_poll_seconds)
+            status = await client.get_status(run.ticket, run.last_log_sequence)
+            contact.touch()
+        try:
+            await client.complete_script(run.ticket, run.last_log_sequence)
+        except RemoteCallFailed as error:
+            log.warning("complete_script failed; the agent keeps its work files", error=str(error))
+        await self._finish(run, status.exit_code, None)
+
+    async def _mark_running(self, run: ScriptRun) -> None:
+        async with unit_of_work(self._sessionmaker) as session:
+            repos = Repositories(session)
+            marked = await repos.script_runs.mark_running(
+                run.ticket, dispatch=scrub_secrets(run.dispatch), started_at=utc_now()
+            )
+            if not marked:
+                raise StaleRun(run.ticket)
+        run.state = ProcessState.RUNNING.value
+
+    async def _absorb(self, run: ScriptRun, status: ScriptStatusResponse) -> bool:
+        """Publish lines after the cursor and advance it, atomically; True once Complete."""
+        fresh = [line for line in status.logs if line.sequence > run.last_log_sequence]
+        if fresh:
+            cursor = max(line.sequence for line in fresh)
+            async with unit_of_work(self._sessionmaker) as session:
+                repos = Repositories(session)
+                expected = run.last_log_sequence
+                if not await repos.script_runs.advance_cursor(
+                    run.ticket, expected=expected, new=cursor
+                ):
+                    raise StaleRun(run.ticket)
+                for batch in log_batches(fresh, self._settings.max_log_event_bytes):
+                    publish.step_log(
+                        session,
+                        run,
+                        StepLogV1(
+                            ticket=run.ticket,
+                            task_id=run.task_id,
+                            step_run_id=run.step_run_id,
+                            machine_id=str(run.machine_id),
+                            lines=batch,
+                        ),
+                    )
+            run.last_log_sequence = cursor
+        return status.state is ProcessState.COMPLETE
+
+    async def _finish(self, run: ScriptRun, exit_code: int | None, error: str | None) -> None:
+        """Mark the run Complete and announce `step.finished`, once, in one transaction."""
+        async with unit_of_work(self._sessionmaker) as session:
+            repos = Repositories(session)
+            finished = await repos.script_runs.finish(
+                run.ticket,
+                exit_code=exit_code,
+                error=error,
+                dispatch=scrub_secrets(run.dispatch),
+                finished_at=utc_now(),
+            )
+            if finished:
+                publish.step_finished(
+                    session,
+                    run,
+                    StepFinishedV1(
+                        ticket=run.ticket,
+                        task_id=run.task_id,
+                        step_run_id=run.step_run_id,
+                        machine_id=str(run.machine_id),
+                        exit_code=exit_code,
+                        error=error,
+                    ),
+                )
+        if error is not None:
+            log.warning("script run failed", ticket=run.ticket, error=error)
+        run.state = ProcessState.COMPLETE.value
+
+
+def _admit(run: ScriptRun, machine: Machine | None) -> Machine:
+    """Refusals that no retry can cure: the machine is gone or disabled."""
+    if machine is None or machine.space_id != run.space_id:
+        raise RunRefused(f"Machine {run.machine_id} is not registered in this space")
+    if machine.is_disabled:
+        raise RunRefused(f"Machine {machine.name} is disabled")
+    return machine
+
+
+def _command(dispatch: StepDispatchV1) -> StartScriptCommand:
+    return StartScriptCommand(
+        ticket=dispatch.ticket,
+        script_body=dispatch.script_body,
+        syntax=dispatch.syntax,
+        variables=dispatch.variables,
+        sensitive_variables=dispatch.sensitive_variables,
+        timeout_seconds=dispatch.timeout_seconds,
+    )
+
+
+async def _check_capabilities(client: ScriptClient, name: str, dispatch: StepDispatchV1) -> None:
+    capabilities = await client.get_capabilities()
+    if CONTRACT_VERSION not in capabilities.contract_versions:
+        supported = ", ".join(capabilities.contract_versions) or "none"
+        raise RunRefused(
+            f"Machine {name} does not speak {CONTRACT_VERSION} (it speaks {supported})"
+        )
+    if dispatch.syntax.value not in capabilities.shells:
+        shells = ", ".join(capabilities.shells) or "none"
+        raise RunRefused(f"Machine {name} cannot run {dispatch.syntax.value} scripts ({shells})")
+
+
+def _unreachable(run: ScriptRun, name: str, budget: float) -> str:
+    if run.state == ProcessState.PENDING:
+        return f"Machine {name} did not connect within {describe_seconds(budget)}"
+    return (
+        f"Machine {name} did not reconnect within {describe_seconds(budget)}; "
+        "the outcome of its script is unknown"
+    )

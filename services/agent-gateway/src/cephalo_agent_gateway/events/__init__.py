@@ -1,0 +1,1 @@
+"""Events out (through the outbox) and commands in (through the inbox)."""

@@ -1,0 +1,35 @@
+"""Events this service announces, written to the outbox in the caller's transaction."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cephalo_agent_gateway.db.models import OutboxEvent, ScriptRun
+from cephalo_common.contracts import STEP_FINISHED, STEP_LOG, EventKind, StepFinishedV1, StepLogV1
+from cephalo_common.db.outbox import emit
+from cephalo_common.messaging.envelope import Envelope, new_envelope
+
+SOURCE = "cephalo://agent-gateway"
+
+
+def step_log(session: AsyncSession, run: ScriptRun, data: StepLogV1) -> Envelope:
+    return _emit(session, run, STEP_LOG, data)
+
+
+def step_finished(session: AsyncSession, run: ScriptRun, data: StepFinishedV1) -> Envelope:
+    return _emit(session, run, STEP_FINISHED, data)
+
+
+def _emit(session: AsyncSession, run: ScriptRun, kind: EventKind, data: BaseModel) -> Envelope:
+    """Carry the dispatch's correlation forward, so a step's events trace back to its task."""
+    envelope = new_envelope(
+        source=SOURCE,
+        type=kind.type,
+        space=str(run.space_id),
+        data=data,
+        subject=f"tasks/{run.task_id}/step-runs/{run.step_run_id}",
+        correlation_id=run.correlation_id,
+    )
+    envelope.causationid = run.causation_id
+    return emit(session, OutboxEvent, kind, envelope)

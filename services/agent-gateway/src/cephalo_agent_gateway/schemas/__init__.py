@@ -1,0 +1,1 @@
+"""API schemas: request bodies (`extra="forbid"`) and read models."""

@@ -1,0 +1,1 @@
+"""How the gateway reaches agents: polling WebSockets today, listening agents later."""

@@ -1,0 +1,1 @@
+"""Cephalo api-gateway: the one public address."""

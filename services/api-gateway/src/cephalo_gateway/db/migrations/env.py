@@ -1,0 +1,4 @@
+from cephalo_common.db.migrations import run_env
+from cephalo_gateway.db.models import Base
+
+run_env(Base.metadata)

@@ -1,0 +1,1 @@
+"""api-gateway rules: plain Python, no FastAPI, no network."""

@@ -1,0 +1,1 @@
+"""What api-gateway announces (through the outbox); it consumes nothing yet."""

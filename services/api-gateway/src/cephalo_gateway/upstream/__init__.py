@@ -1,0 +1,1 @@
+"""Talking to the services behind the gateway over internal HTTP."""

@@ -1,0 +1,104 @@
+"""One pooled HTTP client for every upstream, with failures turned into problems."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from cephalo_common.errors import Unavailable
+from cephalo_common.logging import get_logger
+from cephalo_gateway.domain.headers import Header
+from cephalo_gateway.domain.routing import Upstream
+from cephalo_gateway.errors import GatewayTimeout
+
+log = get_logger(__name__)
+OPENAPI_TIMEOUT_SECONDS = 5.0
+
+
+class UpstreamClient:
+    """Owned by the lifespan (`aclose()` at shutdown); never follows proxies from the
+    environment, since internal calls must not leave through an HTTP proxy."""
+
+    def __init__(
+        self,
+        urls: Mapping[Upstream, str],
+        *,
+        timeout_seconds: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.urls = {upstream: url.rstrip("/") for upstream, url in urls.items()}
+        self.timeout_seconds = timeout_seconds
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_seconds),
+            follow_redirects=False,
+            trust_env=False,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    @contextlib.contextmanager
+    def _translated(self, upstream: Upstream) -> Iterator[None]:
+        """Timeouts are 504s; anything else on the wire means the service is unavailable."""
+        try:
+            yield
+        except httpx.TimeoutException as error:
+            log.warning("upstream timed out", upstream=upstream.value, error=repr(error))
+            raise GatewayTimeout(
+                f"{upstream.value} did not answer within {self.timeout_seconds:g} seconds"
+            ) from error
+        except httpx.TransportError as error:
+            log.warning("upstream unavailable", upstream=upstream.value, error=repr(error))
+            raise Unavailable(f"{upstream.value} is unavailable") from error
+
+    async def open(
+        self,
+        upstream: Upstream,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        headers: Sequence[Header] = (),
+        content: AsyncIterable[bytes] | None = None,
+    ) -> httpx.Response:
+        """Send a request, streaming `content`; the caller reads and closes the response."""
+        url = self.urls[upstream] + path + (f"?{query}" if query else "")
+        raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+        request = self.http.build_request(method, url, headers=raw_headers, content=content)
+        with self._translated(upstream):
+            return await self.http.send(request, stream=True)
+
+    async def get_json(
+        self, upstream: Upstream, path: str, *, headers: Sequence[Header] = ()
+    ) -> tuple[int, Any]:
+        """A small JSON read (status, body); the body is None when it is not JSON."""
+        with self._translated(upstream):
+            response = await self.http.get(self.urls[upstream] + path, headers=list(headers))
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, None
+
+    async def openapi_documents(self) -> dict[str, dict[str, Any] | None]:
+        """Each service's `/openapi.json`, or None for one that does not answer in time."""
+
+        async def fetch(upstream: Upstream) -> dict[str, Any] | None:
+            try:
+                response = await self.http.get(
+                    self.urls[upstream] + "/openapi.json", timeout=OPENAPI_TIMEOUT_SECONDS
+                )
+                document = response.json() if response.status_code == 200 else None
+            except (httpx.HTTPError, ValueError) as error:
+                log.info("no OpenAPI document", upstream=upstream.value, error=repr(error))
+                return None
+            return document if isinstance(document, dict) else None
+
+        found = await asyncio.gather(*(fetch(upstream) for upstream in Upstream))
+        return {
+            upstream.value: document for upstream, document in zip(Upstream, found, strict=True)
+        }

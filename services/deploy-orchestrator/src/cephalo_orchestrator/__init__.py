@@ -1,0 +1,1 @@
+"""Cephalo deploy-orchestrator: server tasks, step runs and task logs."""

@@ -1,0 +1,277 @@
+"""All SQL of deploy-orchestrator. Repositories flush; the edge commits."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from cephalo_common.db.repository import RepositoryBase
+from cephalo_orchestrator.db.models import ServerTask, StepRun, TaskLogLine
+
+QUEUED = "Queued"
+EXECUTING = "Executing"
+RUNNING_STATES = ("Executing", "Cancelling")
+_LANE_LOCK_NAMESPACE = b"cephalo-orchestrator-lane:"
+
+
+@dataclass(frozen=True)
+class BlockedTask:
+    task_id: uuid.UUID
+    reason: str | None
+    environment_name: str
+    blocking_deployment_id: uuid.UUID
+
+
+def _lane_key(project_id: uuid.UUID, environment_id: uuid.UUID) -> int:
+    """A signed 64-bit advisory-lock key for one project+environment lane."""
+    digest = hashlib.blake2b(
+        _LANE_LOCK_NAMESPACE + project_id.bytes + environment_id.bytes, digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _same_lane(other: Any) -> Any:
+    return and_(
+        other.project_id == ServerTask.project_id,
+        other.environment_id == ServerTask.environment_id,
+        other.state.in_(RUNNING_STATES),
+    )
+
+
+class TaskRepository(RepositoryBase[ServerTask]):
+    model = ServerTask
+    noun = "task"
+
+    async def add_if_absent(self, **values: Any) -> ServerTask | None:
+        """Insert unless a task for the same deployment exists (then None)."""
+        statement = (
+            insert(ServerTask)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[ServerTask.deployment_id])
+            .returning(ServerTask)
+        )
+        return (await self.session.scalars(statement)).one_or_none()
+
+    async def find_in_space(self, space_id: uuid.UUID, task_id: uuid.UUID) -> ServerTask | None:
+        statement = select(ServerTask).where(
+            ServerTask.id == task_id, ServerTask.space_id == space_id
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    def _filtered(
+        self, space_id: uuid.UUID, deployment_id: uuid.UUID | None, state: str | None
+    ) -> Any:
+        statement = select(ServerTask).where(ServerTask.space_id == space_id)
+        if deployment_id is not None:
+            statement = statement.where(ServerTask.deployment_id == deployment_id)
+        if state is not None:
+            statement = statement.where(ServerTask.state == state)
+        return statement
+
+    async def list_in_space(
+        self,
+        space_id: uuid.UUID,
+        *,
+        deployment_id: uuid.UUID | None,
+        state: str | None,
+        limit: int,
+        offset: int,
+    ) -> Sequence[ServerTask]:
+        statement = (
+            self._filtered(space_id, deployment_id, state)
+            .order_by(ServerTask.queued_at.desc(), ServerTask.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return await self.list(statement)
+
+    async def count_in_space(
+        self, space_id: uuid.UUID, *, deployment_id: uuid.UUID | None, state: str | None
+    ) -> int:
+        return await self.count(self._filtered(space_id, deployment_id, state))
+
+    async def lock(self, task_id: uuid.UUID) -> ServerTask | None:
+        """The task, row-locked for this transaction (waits for other holders)."""
+        statement = (
+            select(ServerTask)
+            .where(ServerTask.id == task_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def count_running_on_node(self, node: str) -> int:
+        statement = select(func.count()).where(
+            ServerTask.server_node == node, ServerTask.state.in_(RUNNING_STATES)
+        )
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def lock_startable(self, limit: int) -> Sequence[ServerTask]:
+        """Oldest queued tasks whose lane is free, skipping rows other instances hold."""
+        running = aliased(ServerTask)
+        statement = (
+            select(ServerTask)
+            .where(ServerTask.state == QUEUED, ~exists().where(_same_lane(running)))
+            .order_by(ServerTask.queued_at, ServerTask.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=ServerTask)
+            .execution_options(populate_existing=True)
+        )
+        return await self.list(statement)
+
+    async def find_startable(self, limit: int) -> Sequence[tuple[uuid.UUID, str | None]]:
+        """Oldest queued tasks whose lane is free (id and reason), without locking them."""
+        running = aliased(ServerTask)
+        statement = (
+            select(ServerTask.id, ServerTask.reason)
+            .where(ServerTask.state == QUEUED, ~exists().where(_same_lane(running)))
+            .order_by(ServerTask.queued_at, ServerTask.id)
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in await self.session.execute(statement)]
+
+    async def try_lock_lane(self, project_id: uuid.UUID, environment_id: uuid.UUID) -> bool:
+        """Serialise lane decisions across instances until this transaction ends."""
+        result = await self.session.execute(
+            text("SELECT pg_try_advisory_xact_lock(:key)"),
+            {"key": _lane_key(project_id, environment_id)},
+        )
+        return bool(result.scalar_one())
+
+    async def find_running_in_lane(
+        self, project_id: uuid.UUID, environment_id: uuid.UUID
+    ) -> ServerTask | None:
+        statement = select(ServerTask).where(
+            ServerTask.project_id == project_id,
+            ServerTask.environment_id == environment_id,
+            ServerTask.state.in_(RUNNING_STATES),
+        )
+        return (await self.session.execute(statement)).scalars().first()
+
+    async def find_blocked(self, limit: int) -> Sequence[BlockedTask]:
+        """Queued tasks whose lane is taken, each with the deployment that holds the lane."""
+        running = aliased(ServerTask)
+        statement = (
+            select(
+                ServerTask.id,
+                ServerTask.reason,
+                ServerTask.environment_name,
+                running.deployment_id,
+            )
+            .join(running, _same_lane(running))
+            .where(ServerTask.state == QUEUED)
+            .order_by(ServerTask.queued_at, ServerTask.id)
+            .limit(limit)
+        )
+        rows = (await self.session.execute(statement)).all()
+        return [BlockedTask(row[0], row[1], row[2], row[3]) for row in rows]
+
+    async def lock_queued(self, task_id: uuid.UUID) -> ServerTask | None:
+        """The task if it is still queued and no other instance holds it."""
+        statement = (
+            select(ServerTask)
+            .where(ServerTask.id == task_id, ServerTask.state == QUEUED)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def due_step_ids(self, now: datetime, limit: int) -> Sequence[uuid.UUID]:
+        statement = (
+            select(ServerTask.id)
+            .where(ServerTask.state == EXECUTING, ServerTask.step_due_at <= now)
+            .order_by(ServerTask.step_due_at)
+            .limit(limit)
+        )
+        return (await self.session.execute(statement)).scalars().all()
+
+    async def lock_due_step(self, task_id: uuid.UUID, now: datetime) -> ServerTask | None:
+        """The task if its step is (still) due and no other instance holds it."""
+        statement = (
+            select(ServerTask)
+            .where(
+                ServerTask.id == task_id,
+                ServerTask.state == EXECUTING,
+                ServerTask.step_due_at <= now,
+            )
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def count_by_state(self) -> dict[str, int]:
+        statement = select(ServerTask.state, func.count()).group_by(ServerTask.state)
+        return {state: int(count) for state, count in (await self.session.execute(statement))}
+
+
+class StepRunRepository(RepositoryBase[StepRun]):
+    model = StepRun
+    noun = "step run"
+
+    async def lock(self, run_id: uuid.UUID) -> StepRun | None:
+        statement = (
+            select(StepRun)
+            .where(StepRun.id == run_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def for_step(self, task_id: uuid.UUID, step_index: int) -> Sequence[StepRun]:
+        return await self.list(
+            select(StepRun)
+            .where(StepRun.task_id == task_id, StepRun.step_index == step_index)
+            .order_by(StepRun.machine_name, StepRun.id)
+        )
+
+    async def for_task(self, task_id: uuid.UUID) -> Sequence[StepRun]:
+        return await self.list(
+            select(StepRun)
+            .where(StepRun.task_id == task_id)
+            .order_by(StepRun.step_index, StepRun.attempt, StepRun.machine_name, StepRun.id)
+        )
+
+
+class TaskLogRepository(RepositoryBase[TaskLogLine]):
+    model = TaskLogLine
+    noun = "task log line"
+
+    async def append_new(self, lines: Iterable[dict[str, Any]]) -> int:
+        """Insert lines; one already stored (same run and sequence) is skipped. Returns added."""
+        rows = list(lines)
+        if not rows:
+            return 0
+        statement = (
+            insert(TaskLogLine)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=[TaskLogLine.step_run_id, TaskLogLine.sequence])
+            .returning(TaskLogLine.id)
+        )
+        return len((await self.session.execute(statement)).all())
+
+    async def after(self, task_id: uuid.UUID, after: int, limit: int) -> Sequence[TaskLogLine]:
+        return await self.list(
+            select(TaskLogLine)
+            .where(TaskLogLine.task_id == task_id, TaskLogLine.id > after)
+            .order_by(TaskLogLine.id)
+            .limit(limit)
+        )
+
+
+class Repositories:
+    """Every repository of this service over one session (one unit of work)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.tasks = TaskRepository(session)
+        self.step_runs = StepRunRepository(session)
+        self.log = TaskLogRepository(session)

@@ -1,0 +1,1 @@
+"""The orchestrator's rules: plain Python over repositories, no FastAPI, no HTTP."""

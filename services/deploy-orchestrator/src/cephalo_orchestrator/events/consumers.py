@@ -1,0 +1,141 @@
+"""What the orchestrator consumes: `deployment.requested` from release-service, `step.log` and
+`step.finished` from agent-gateway. A message that cannot be read goes to the dead letters;
+any other failure is redelivered.
+
+Requests and verdicts go through the inbox (applied once, ever). Log batches do not: each
+line is already stored once by its unique (step run, sequence), and an inbox row per batch
+would double the writes of the busiest consumer and grow without bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cephalo_common.contracts import (
+    DEPLOYMENT_REQUESTED,
+    STEP_FINISHED,
+    STEP_LOG,
+    DeploymentRequestedV1,
+    StepFinishedV1,
+    StepLogV1,
+)
+from cephalo_common.db.inbox import SessionHandler, idempotent_handler
+from cephalo_common.db.session import unit_of_work
+from cephalo_common.errors import Invalid
+from cephalo_common.http.app import Runtime
+from cephalo_common.ids import utc_now
+from cephalo_common.messaging.broker import ConsumerSpec, Handler, PermanentFailure
+from cephalo_common.messaging.envelope import Envelope
+from cephalo_common.messaging.streams import EVT_AGENT, EVT_RELEASE
+from cephalo_orchestrator.db.models import InboxMessage
+from cephalo_orchestrator.db.repositories import Repositories
+from cephalo_orchestrator.domain.steps import record_step_finished, record_step_log
+from cephalo_orchestrator.domain.tasks import accept_deployment
+
+DEPLOYMENT_REQUESTED_CONSUMER = "deploy-orchestrator--deployment-requested"
+STEP_LOG_CONSUMER = "deploy-orchestrator--step-log"
+STEP_FINISHED_CONSUMER = "deploy-orchestrator--step-finished"
+RUNNER_KEY = "runner"
+
+Payload = TypeVar("Payload", bound=BaseModel)
+
+
+def _payload(envelope: Envelope, model: type[Payload]) -> Payload:
+    try:
+        return envelope.payload(model)
+    except ValidationError as error:
+        raise PermanentFailure(f"unreadable {envelope.type} {envelope.id}: {error}") from error
+
+
+async def on_deployment_requested(session: AsyncSession, envelope: Envelope) -> None:
+    request = _payload(envelope, DeploymentRequestedV1)
+    try:
+        await accept_deployment(
+            Repositories(session),
+            envelope.cephalospace,
+            request,
+            now=utc_now(),
+            caused_by=envelope,
+        )
+    except Invalid as error:
+        raise PermanentFailure(str(error)) from error
+
+
+async def on_step_log(session: AsyncSession, envelope: Envelope) -> None:
+    message = _payload(envelope, StepLogV1)
+    try:
+        await record_step_log(Repositories(session), message, now=utc_now())
+    except Invalid as error:
+        raise PermanentFailure(str(error)) from error
+
+
+async def on_step_finished(session: AsyncSession, envelope: Envelope) -> None:
+    message = _payload(envelope, StepFinishedV1)
+    try:
+        await record_step_finished(
+            Repositories(session), message, now=utc_now(), caused_by=envelope
+        )
+    except Invalid as error:
+        raise PermanentFailure(str(error)) from error
+
+
+def _then_wake_runner(handler: Handler, runtime: Runtime) -> Handler:
+    """After the verdict commits, let this instance's runner start a next step at once."""
+
+    async def handle(envelope: Envelope) -> None:
+        await handler(envelope)
+        runner = runtime.extras.get(RUNNER_KEY)
+        if runner is not None:
+            runner.wake()
+
+    return handle
+
+
+def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
+    messaging = runtime.settings.messaging
+
+    def spec(name: str, stream: str, filter_subject: str, handler: Handler) -> ConsumerSpec:
+        return ConsumerSpec(
+            name=name,
+            stream=stream,
+            filter_subject=filter_subject,
+            handler=handler,
+            max_deliver=messaging.consumer_max_deliver,
+            backoff_seconds=tuple(messaging.consumer_backoff_seconds),
+            ack_wait_seconds=messaging.consumer_ack_wait_seconds,
+        )
+
+    def inbox(name: str, handle: SessionHandler) -> Handler:
+        return idempotent_handler(runtime.sessionmaker, InboxMessage, name, handle)
+
+    def transaction(handle: SessionHandler) -> Handler:
+        async def handler(envelope: Envelope) -> None:
+            async with unit_of_work(runtime.sessionmaker) as session:
+                await handle(session, envelope)
+
+        return handler
+
+    return [
+        spec(
+            DEPLOYMENT_REQUESTED_CONSUMER,
+            EVT_RELEASE.name,
+            DEPLOYMENT_REQUESTED.filter_subject,
+            inbox(DEPLOYMENT_REQUESTED_CONSUMER, on_deployment_requested),
+        ),
+        spec(
+            STEP_LOG_CONSUMER,
+            EVT_AGENT.name,
+            STEP_LOG.filter_subject,
+            transaction(on_step_log),
+        ),
+        spec(
+            STEP_FINISHED_CONSUMER,
+            EVT_AGENT.name,
+            STEP_FINISHED.filter_subject,
+            _then_wake_runner(inbox(STEP_FINISHED_CONSUMER, on_step_finished), runtime),
+        ),
+    ]

@@ -1,0 +1,92 @@
+"""The task runner: starts queued tasks and due steps, on every instance at once.
+
+Work is shared through the database, never through memory: queued tasks and due steps are
+claimed with `FOR UPDATE SKIP LOCKED`, so any number of instances can run this loop. It wakes
+every `task_poll_seconds`, or at once when this instance made a step due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cephalo_common.db.session import unit_of_work
+from cephalo_common.ids import utc_now, uuid7
+from cephalo_common.logging import get_logger
+from cephalo_orchestrator.db.repositories import Repositories
+from cephalo_orchestrator.domain.steps import start_due_step
+from cephalo_orchestrator.domain.targets import MachineDirectory
+from cephalo_orchestrator.domain.tasks import note_waiting_tasks, start_queued_tasks
+from cephalo_orchestrator.settings import OrchestratorSettings
+
+log = get_logger(__name__)
+DUE_STEPS_PER_TICK = 10
+MAX_IDLE_AFTER_ERROR_SECONDS = 10.0
+
+
+def node_name() -> str:
+    """This process's name on tasks it starts (the per-instance cap counts by it)."""
+    return f"{socket.gethostname()}-{uuid7().hex[-8:]}"
+
+
+class TaskRunner:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        directory: MachineDirectory,
+        settings: OrchestratorSettings,
+        node: str,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._directory = directory
+        self._settings = settings
+        self.node = node
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Loop until cancelled; a failing tick (database down) backs off and tries again."""
+        delay = self._settings.task_poll_seconds
+        while True:
+            self._wake.clear()
+            try:
+                await self.tick()
+                delay = self._settings.task_poll_seconds
+            except Exception as error:  # noqa: BLE001 - the runner must outlive any outage
+                log.warning("task runner tick failed; retrying", error=str(error))
+                delay = min(delay * 2, MAX_IDLE_AFTER_ERROR_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    async def tick(self) -> None:
+        async with unit_of_work(self._sessionmaker) as session:
+            repos = Repositories(session)
+            await start_queued_tasks(
+                repos,
+                node=self.node,
+                max_concurrent=self._settings.max_concurrent_tasks,
+                now=utc_now(),
+            )
+            await note_waiting_tasks(repos)
+        async with unit_of_work(self._sessionmaker) as session:
+            due = await Repositories(session).tasks.due_step_ids(utc_now(), DUE_STEPS_PER_TICK)
+        await asyncio.gather(*(self._start_step(task_id) for task_id in due))
+
+    async def _start_step(self, task_id: uuid.UUID) -> None:
+        try:
+            async with unit_of_work(self._sessionmaker) as session:
+                await start_due_step(
+                    Repositories(session),
+                    task_id,
+                    self._directory,
+                    now=utc_now(),
+                    retry_seconds=self._settings.step_start_retry_seconds,
+                )
+        except Exception:  # one task's trouble must not stop the others
+            log.exception("starting a step failed; will retry", task_id=str(task_id))

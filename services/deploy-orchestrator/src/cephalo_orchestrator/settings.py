@@ -1,0 +1,35 @@
+"""deploy-orchestrator settings: env vars `CEPHALO_ORCHESTRATOR_…`."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from cephalo_common.settings import ServiceSettings, service_config
+
+
+class OrchestratorSettings(ServiceSettings):
+    model_config = service_config("orchestrator")
+
+    port: int = Field(8082, ge=0, le=65535)
+    agent_gateway_url: str = Field(
+        "http://127.0.0.1:8084",
+        description="agent-gateway's internal base URL, asked for each step's machines.",
+    )
+    agent_gateway_timeout_seconds: float = Field(
+        5.0, gt=0, description="Per request to agent-gateway (connect and read)."
+    )
+    step_start_retry_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="How long a step keeps retrying an unreachable agent-gateway before the "
+        "task fails.",
+    )
+    task_poll_seconds: float = Field(
+        0.5, gt=0, description="How often the task runner looks for queued tasks and due steps."
+    )
+    max_concurrent_tasks: int = Field(
+        20, ge=1, description="Executing tasks this instance starts at most (no global cap)."
+    )
+    metrics_refresh_seconds: float = Field(
+        5.0, gt=0, description="How often the tasks-by-state gauge is read from the database."
+    )

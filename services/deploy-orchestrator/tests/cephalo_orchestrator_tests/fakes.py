@@ -1,0 +1,106 @@
+"""A tiny stand-in for agent-gateway's machines query, served over real HTTP by uvicorn.
+
+Only `GET /api/v1/spaces/{space_id}/machines` is faked, with the documented filter
+(environment and any of the roles). The real agent-gateway is exercised by the end-to-end
+suite (tests/e2e), which runs every service as a real process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from typing import Annotated, Any
+
+import uvicorn
+from fastapi import FastAPI, Query
+from fastapi.responses import JSONResponse
+
+from cephalo_common.embedded import free_port
+
+
+class FakeAgentGateway:
+    def __init__(self) -> None:
+        self.machines: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.failures: dict[str, int] = defaultdict(int)
+        self.calls: dict[str, int] = defaultdict(int)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def add_machine(
+        self,
+        space_id: uuid.UUID,
+        environment_id: uuid.UUID,
+        name: str,
+        roles: list[str],
+        *,
+        disabled: bool = False,
+    ) -> dict[str, Any]:
+        machine = {
+            "id": str(uuid.uuid4()),
+            "space_id": str(space_id),
+            "name": name,
+            "environment_ids": [str(environment_id)],
+            "roles": roles,
+            "mode": "polling",
+            "thumbprint": "0" * 64,
+            "is_disabled": disabled,
+            "health_status": "Healthy",
+            "connected": True,
+        }
+        self.machines[str(space_id)].append(machine)
+        return machine
+
+    def fail_next(self, space_id: uuid.UUID, times: int) -> None:
+        """Answer the next `times` queries for this space with 503."""
+        self.failures[str(space_id)] = times
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.get("/api/v1/spaces/{space_id}/machines", response_model=None)
+        async def machines(
+            space_id: str,
+            environment_id: str,
+            role: Annotated[list[str] | None, Query()] = None,
+        ) -> Any:
+            self.calls[space_id] += 1
+            if self.failures[space_id] > 0:
+                self.failures[space_id] -= 1
+                return JSONResponse({"title": "Service unavailable"}, status_code=503)
+            if space_id == "00000000-0000-0000-0000-000000000404":
+                return JSONResponse({"detail": "space not found"}, status_code=404)
+            if space_id == "00000000-0000-0000-0000-000000000200":
+                return JSONResponse({"unexpected": True})
+            wanted = set(role or [])
+            return [
+                machine
+                for machine in self.machines[space_id]
+                if environment_id in machine["environment_ids"]
+                and (not wanted or wanted & set(machine["roles"]))
+            ]
+
+        return app
+
+    async def start(self) -> None:
+        config = uvicorn.Config(
+            self.app(),
+            host="127.0.0.1",
+            port=self.port,
+            lifespan="off",
+            log_level="warning",
+            log_config=None,
+            access_log=False,
+        )
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        async with asyncio.timeout(10):
+            while not self._server.started:
+                await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task

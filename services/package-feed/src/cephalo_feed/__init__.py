@@ -1,0 +1,1 @@
+"""Cephalo package-feed: the built-in package repository."""

@@ -1,0 +1,1 @@
+"""package-feed rules: plain Python, no FastAPI."""

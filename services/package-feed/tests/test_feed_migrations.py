@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from alembic import command
+from alembic.script import ScriptDirectory
+
+from cephalo_common.db.migrations import alembic_config
+
+
+def test_package_feed_has_a_single_migration_head(database_url: str) -> None:
+    script = ScriptDirectory.from_config(alembic_config("cephalo_feed", database_url))
+    assert len(script.get_heads()) == 1
+
+
+def test_feed_models_and_migrations_agree(migrate: Callable[[str], str]) -> None:
+    command.check(alembic_config("cephalo_feed", migrate("cephalo_feed")))
