@@ -123,7 +123,10 @@ async def test_a_release_deploys_to_a_polling_agent_through_the_public_api(
     await wait_connected(api, agent.name)
     async with finished_events(nats_url) as events:
         outcome = await deploy_script(
-            api, environment_name, role, 'echo "hello from the e2e agent"\necho "second line" >&2\n'
+            api,
+            environment_name,
+            role,
+            'echo "hello from the e2e agent"\necho "second line" >&2\necho "env=$CEPHALO_VAR_OCTOPUS_ENVIRONMENT_NAME"\n',
         )
         async with asyncio.timeout(10):
             while not any(e.data["deployment_id"] == outcome.deployment_id for e in events):
@@ -133,6 +136,7 @@ async def test_a_release_deploys_to_a_polling_agent_through_the_public_api(
     texts = [line["text"] for line in outcome.log]
     assert texts.count("hello from the e2e agent") == 1
     assert texts.count("second line") == 1
+    assert f"env={environment_name}" in texts
     finished = next(e for e in events if e.data["deployment_id"] == outcome.deployment_id)
     assert finished.data["state"] == "Success"
     assert finished.type == DEPLOYMENT_FINISHED.type

@@ -16,7 +16,7 @@ DEMO_ENVIRONMENT = "Development"
 DEMO_PROJECT = "Hello Cephalo"
 DEMO_ROLE = "demo"
 DEMO_SCRIPT = """echo "Hello from Cephalo on $(hostname)"
-echo "Deploying release to the ${CEPHALO_VAR_CEPHALO_ENVIRONMENT_NAME:-demo} environment"
+echo "Release ${CEPHALO_VAR_OCTOPUS_RELEASE_NUMBER} of ${CEPHALO_VAR_OCTOPUS_PROJECT_NAME} reached ${CEPHALO_VAR_OCTOPUS_ENVIRONMENT_NAME}"
 uname -sr
 echo "Done."
 """

@@ -6,7 +6,6 @@ the gateway calls it over HTTP), mutual TLS on the polling port.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -14,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from cephalo_agent_gateway.settings import AgentGatewaySettings
 from cephalo_agent_gateway.testing.fake_agent import FakeAgent
@@ -24,7 +22,6 @@ from cephalo_agent_gateway.testing.harness import (
     RunningGateway,
     Space,
     StepEvents,
-    eventually,
     gateway_running,
     step_events,
     unique,
@@ -32,6 +29,7 @@ from cephalo_agent_gateway.testing.harness import (
 from cephalo_common.embedded import free_port
 from cephalo_common.messaging.nats import NatsBroker
 from cephalo_common.settings import NatsSettings
+from cephalo_common.testing import serving
 from cephalo_release.app import create_app as create_release_app
 from cephalo_release.settings import ReleaseSettings
 
@@ -45,20 +43,11 @@ def database(migrate: Callable[[str], str]) -> str:
 @pytest.fixture(scope="session")
 async def release_url(database: str, nats_url: str) -> AsyncIterator[str]:
     """The real release-service, so environment resolution is exercised end to end."""
-    port = free_port()
     settings = ReleaseSettings(
         database={"url": database}, nats={"url": nats_url}, run_workers=False
     )
-    app = create_release_app(settings)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="on", log_config=None, ws="none"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with serving(create_release_app(settings), lifespan="on") as url:
+        yield url
 
 
 @pytest.fixture

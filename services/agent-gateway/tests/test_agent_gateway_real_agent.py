@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 from cephalo_agent.config import AgentPaths, load_config
 from cephalo_agent.polling import PollingClient, PollingSettings
@@ -32,6 +31,7 @@ from cephalo_agent_gateway.testing.harness import (
 )
 from cephalo_common.agent_protocol import ScriptSyntax
 from cephalo_common.embedded import free_port
+from cephalo_common.testing import serving
 
 FAST = PollingSettings(initial_backoff_seconds=0.05, max_backoff_seconds=0.2)
 
@@ -39,20 +39,10 @@ FAST = PollingSettings(initial_backoff_seconds=0.05, max_backoff_seconds=0.2)
 @asynccontextmanager
 async def served(settings: AgentGatewaySettings) -> AsyncIterator[tuple[str, Gateway]]:
     app = create_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=settings.port, lifespan="on", log_config=None, ws="none"
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        await eventually(lambda: server.started)
+    async with serving(app, port=settings.port, lifespan="on") as url:
         gateway = gateway_of(app.state.runtime)
         await asyncio.wait_for(gateway.listener.serving.wait(), 20)
-        yield f"http://127.0.0.1:{settings.port}", gateway
-    finally:
-        server.should_exit = True
-        await task
+        yield url, gateway
 
 
 async def test_the_real_agent_registers_runs_a_script_and_deregisters(

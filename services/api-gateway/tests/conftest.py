@@ -3,21 +3,17 @@ on free loopback ports, on the session's real Postgres and NATS."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from cephalo_common.embedded import free_port
-from cephalo_common.testing import running
+from cephalo_common.testing import running, serving
 from cephalo_feed.app import create_app as create_feed_app
 from cephalo_feed.settings import FeedSettings
 from cephalo_gateway.app import create_app
@@ -28,45 +24,9 @@ from cephalo_release.settings import ReleaseSettings
 Serve = Callable[[Any], AbstractAsyncContextManager[str]]
 
 
-class _TestServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """The test runner owns the process's signals."""
-        yield
-
-
-@asynccontextmanager
-async def _serve(app: Any) -> AsyncIterator[str]:
-    """Serve an ASGI app (lifespan included) on a free port; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        access_log=False,
-        ws="none",
-        lifespan="auto",
-        timeout_graceful_shutdown=2,
-    )
-    server = _TestServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
-
-
 @pytest.fixture(scope="session")
 def serve() -> Serve:
-    return _serve
+    return serving
 
 
 @pytest.fixture(scope="session")
@@ -96,13 +56,13 @@ def feed_settings(
 
 @pytest.fixture(scope="session")
 async def release_url(release_settings: ReleaseSettings) -> AsyncIterator[str]:
-    async with _serve(create_release_app(release_settings)) as url:
+    async with serving(create_release_app(release_settings)) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 async def feed_url(feed_settings: FeedSettings) -> AsyncIterator[str]:
-    async with _serve(create_feed_app(feed_settings)) as url:
+    async with serving(create_feed_app(feed_settings)) as url:
         yield url
 
 

@@ -8,6 +8,7 @@ Postgres refuses to run as root, so as root it runs as the wheel's `embedded_pos
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -21,6 +22,17 @@ from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
 PG_USER = "embedded_postgres"
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """For `preexec_fn`: on Linux the child gets SIGTERM when its parent dies, so a killed
+    runner or test session leaves no server behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -140,6 +152,7 @@ class EmbeddedPostgres:
             stdout=log,
             stderr=log,
             start_new_session=True,
+            preexec_fn=die_with_parent,
             **owner,  # type: ignore[call-overload]
         )
         self._wait_ready()
@@ -249,6 +262,7 @@ class EmbeddedNats:
             stdout=log,
             stderr=log,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         wait_for_port(self.port)
         return self.url

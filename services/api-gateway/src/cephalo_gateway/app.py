@@ -16,7 +16,6 @@ from cephalo_gateway.upstream.metrics import GatewayMetrics
 from cephalo_gateway.upstream.spaces import SpaceResolver
 
 SERVICE_NAME = "api-gateway"
-CDN_DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 
 
 class _Upstreams:
@@ -45,30 +44,19 @@ class _Upstreams:
             await gateway.upstreams.aclose()
 
 
-def _without_cdn_docs(app: FastAPI) -> FastAPI:
-    """FastAPI's /docs and /redoc load assets from a CDN, which fails air-gapped; the
-    gateway serves /api/docs and /api/openapi.json instead."""
-    app.docs_url = app.redoc_url = None
-    app.router.routes[:] = [
-        route for route in app.router.routes if getattr(route, "path", None) not in CDN_DOC_PATHS
-    ]
-    return app
-
-
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     upstreams = _Upstreams(settings)
-    return _without_cdn_docs(
-        create_service_app(
-            ServiceDefinition(
-                name=SERVICE_NAME,
-                settings=settings,
-                routers=routers,
-                outbox_model=OutboxEvent,
-                on_startup=[upstreams.open],
-                on_shutdown=[upstreams.close],
-                title="Cephalo API",
-                description="The public API of Cephalo: every service behind one address.",
-            )
+    return create_service_app(
+        ServiceDefinition(
+            name=SERVICE_NAME,
+            settings=settings,
+            routers=routers,
+            outbox_model=OutboxEvent,
+            on_startup=[upstreams.open],
+            on_shutdown=[upstreams.close],
+            title="Cephalo API",
+            description="The public API of Cephalo: every service behind one address.",
+            openapi_url=None,
         )
     )

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import httpx
-import structlog
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.background import BackgroundTask
@@ -47,9 +46,8 @@ class Gateway:
 
 
 def request_id_of(request: Request) -> str:
-    """The id the request-id middleware bound for this request (it is not on the request)."""
-    bound = structlog.contextvars.get_contextvars().get("request_id")
-    return str(bound or request.headers.get("x-request-id") or uuid7())
+    """The id the request-id middleware gave this request, propagated upstream."""
+    return str(getattr(request.state, "request_id", None) or uuid7())
 
 
 def raw_path_of(request: Request) -> str:

@@ -7,16 +7,16 @@ suite (tests/e2e), which runs every service as a real process.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import uuid
 from collections import defaultdict
 from typing import Annotated, Any
 
-import uvicorn
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 
 from cephalo_common.embedded import free_port
+from cephalo_common.testing import serving
 
 
 class FakeAgentGateway:
@@ -26,8 +26,7 @@ class FakeAgentGateway:
         self.calls: dict[str, int] = defaultdict(int)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._exits: contextlib.AsyncExitStack | None = None
 
     def add_machine(
         self,
@@ -85,22 +84,9 @@ class FakeAgentGateway:
         return app
 
     async def start(self) -> None:
-        config = uvicorn.Config(
-            self.app(),
-            host="127.0.0.1",
-            port=self.port,
-            lifespan="off",
-            log_level="warning",
-            log_config=None,
-            access_log=False,
-        )
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        async with asyncio.timeout(10):
-            while not self._server.started:
-                await asyncio.sleep(0.02)
+        self._exits = contextlib.AsyncExitStack()
+        await self._exits.enter_async_context(serving(self.app(), port=self.port, lifespan="off"))
 
     async def stop(self) -> None:
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
+        if self._exits is not None:
+            await self._exits.aclose()

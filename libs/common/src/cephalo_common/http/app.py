@@ -66,6 +66,7 @@ class ServiceDefinition:
     title: str | None = None
     description: str = ""
     broker_factory: Callable[[ServiceSettings, str], Broker] | None = None
+    openapi_url: str | None = "/openapi.json"
 
 
 def _default_broker(settings: ServiceSettings, name: str) -> Broker:
@@ -145,6 +146,7 @@ class RequestIdMiddleware(BaseHTTPMiddleware):
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         request_id = request.headers.get("x-request-id") or str(uuid7())
+        request.state.request_id = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             response = await call_next(request)
@@ -194,6 +196,8 @@ def _probe_router(definition: ServiceDefinition) -> APIRouter:
 
 
 def create_service_app(definition: ServiceDefinition) -> FastAPI:
+    """FastAPI's /docs and /redoc load assets from a CDN, which fails air-gapped: they are off;
+    every service's /openapi.json is merged and browsable at the gateway's /api/docs."""
     settings = definition.settings
     configure_logging(service=definition.name, json=settings.log_json, level=settings.log_level)
 
@@ -207,6 +211,9 @@ def create_service_app(definition: ServiceDefinition) -> FastAPI:
         description=definition.description,
         version="0.1.0",
         lifespan=lifespan,
+        openapi_url=definition.openapi_url,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.registry = CollectorRegistry()
     install_problem_handlers(app)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from typing import Any, Literal
 
 import httpx
+import uvicorn
 from fastapi import FastAPI
 
 
@@ -29,3 +33,46 @@ async def running(app: FastAPI, *, ready: bool = True) -> AsyncIterator[httpx.As
             if ready:
                 await wait_until_ready(client)
             yield client
+
+
+class _TestServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """The test runner owns the process's signals."""
+        yield
+
+
+@asynccontextmanager
+async def serving(
+    app: Any, *, port: int | None = None, lifespan: Literal["auto", "on", "off"] = "auto"
+) -> AsyncIterator[str]:
+    """Serve an ASGI app over real HTTP on 127.0.0.1 (a free port unless given); yield its URL.
+
+    For tests whose client is another process or needs a real socket (streaming, agents).
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port or 0))
+    bound = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        ws="none",
+        lifespan=lifespan,
+        timeout_graceful_shutdown=2,
+    )
+    server = _TestServer(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(30):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("uvicorn stopped before it started")
+                await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{bound}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

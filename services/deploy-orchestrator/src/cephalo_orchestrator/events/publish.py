@@ -22,6 +22,11 @@ from cephalo_common.contracts import (
 from cephalo_common.db.outbox import emit
 from cephalo_common.messaging.envelope import Envelope, new_envelope
 from cephalo_orchestrator.db.models import OutboxEvent, ServerTask, StepRun
+from cephalo_orchestrator.domain.system_variables import (
+    DeploymentContext,
+    step_variables,
+    system_variables,
+)
 
 SOURCE = "cephalo://deploy-orchestrator"
 
@@ -91,6 +96,28 @@ def step_dispatch(
         attempt=run.attempt,
         script_body=script_body,
         syntax=syntax,
-        variables=dict(task.variables or {}),
+        variables=step_variables(
+            task.variables or {},
+            system_variables(
+                _context(task),
+                step_name=run.step_name,
+                machine_id=str(run.machine_id),
+                machine_name=run.machine_name,
+            ),
+        ),
     )
     return _emit(session, STEP_DISPATCH, task, data, f"step-runs/{run.id}", None)
+
+
+def _context(task: ServerTask) -> DeploymentContext:
+    return DeploymentContext(
+        space_id=str(task.space_id),
+        task_id=str(task.id),
+        deployment_id=str(task.deployment_id),
+        project_id=str(task.project_id),
+        project_name=task.project_name,
+        release_id=str(task.release_id),
+        release_number=task.release_version,
+        environment_id=str(task.environment_id),
+        environment_name=task.environment_name,
+    )
