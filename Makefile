@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: run test lint typecheck unit bootstrap clean
+.PHONY: run test lint bootstrap clean bench-feed
 
 $(STAMP): uv.lock pyproject.toml */pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest
+
+bench-feed: $(STAMP)
+	$(BIN)/python services/package-feed/bench/bench_feed.py
 
 clean:
 	rm -rf $(VENV) .cephalo

@@ -55,7 +55,9 @@ class CephaloClient:
         )
 
     def find_release(self, project: str, version: str) -> dict[str, Any]:
-        releases = self.call("GET", f"/projects/{project}/releases")
+        query = {} if version == "latest" else {"partial_name": version}
+        page = self.call("GET", f"/projects/{project}/releases", params=query)
+        releases = page["items"] if isinstance(page, dict) else page
         if version == "latest" and releases:
             return dict(releases[0])
         for release in releases:

@@ -60,6 +60,7 @@ def emit(data: Any, text: str) -> None:
 def environment_list() -> None:
     with client() as api:
         items = api.call("GET", "/environments")
+        items = items["items"] if isinstance(items, dict) else items
     emit(items, "\n".join(item["name"] for item in items))
 
 
@@ -67,6 +68,7 @@ def environment_list() -> None:
 def project_list() -> None:
     with client() as api:
         items = api.call("GET", "/projects")
+        items = items["items"] if isinstance(items, dict) else items
     emit(items, "\n".join(item["name"] for item in items))
 
 

@@ -77,7 +77,7 @@ async def ensure_project(
 
 async def create_release(api: Api, project: dict[str, Any]) -> dict[str, Any]:
     existing = await api.call("GET", f"/projects/{project['id']}/releases")
-    version = f"1.0.{len(existing) + 1}"
+    version = f"1.0.{(existing['total'] if isinstance(existing, dict) else len(existing)) + 1}"
     return dict(
         await api.call("POST", f"/projects/{project['id']}/releases", json={"version": version})
     )

@@ -11,24 +11,31 @@ from fastapi import FastAPI
 
 from cephalo_common.db.session import unit_of_work
 from cephalo_common.ids import utc_now
+from cephalo_common.packages import normalize_version
 from cephalo_feed.db.models import Package
 from cephalo_feed.db.repositories import Repositories
+from cephalo_feed.storage import blob_key
 
 
 async def publish(
     app: FastAPI, space_id: uuid.UUID, package_id: str, version: str, *, age_minutes: int = 0
 ) -> Package:
     """Write one package row the way the upload path will: repository, then commit."""
-    content = f"{package_id}.{version}".encode()
+    content = f"{space_id}/{package_id}.{version}".encode()
+    sha256 = hashlib.sha256(content).hexdigest()
     async with unit_of_work(app.state.runtime.sessionmaker) as session:
-        return await Repositories(session).packages.add(
+        repos = Repositories(session)
+        await repos.blobs.touch(sha256, len(content), blob_key(sha256))
+        return await repos.packages.add(
             Package(
                 space_id=space_id,
                 package_id=package_id,
                 version=version,
+                version_key=normalize_version(version),
+                extension=".zip",
                 size_bytes=len(content),
-                sha256=hashlib.sha256(content).hexdigest(),
-                storage_key=f"{space_id}/{package_id}/{version}.zip",
+                sha256=sha256,
+                storage_key=blob_key(sha256),
                 published_at=utc_now() - timedelta(minutes=age_minutes),
             )
         )

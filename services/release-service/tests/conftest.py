@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +18,8 @@ def release_settings(migrate: Callable[[str], str], nats_url: str) -> ReleaseSet
     return ReleaseSettings(
         database={"url": migrate("cephalo_release")},
         nats={"url": nats_url},
-        messaging={"outbox_poll_seconds": 0.1},
+        messaging={"outbox_poll_seconds": 0.1, "consumer_ack_wait_seconds": 5.0},
+        scheduler_poll_seconds=0.2,
     )
 
 
@@ -52,3 +55,84 @@ def new_project(client: httpx.AsyncClient) -> ProjectFactory:
         return dict(project)
 
     return create
+
+
+class SpaceApi:
+    """A fresh space and short calls into it: tests never share environments or lifecycles."""
+
+    def __init__(self, client: httpx.AsyncClient, slug: str, space_id: str) -> None:
+        self.client = client
+        self.slug = slug
+        self.id = space_id
+        self.base = f"/api/v1/spaces/{slug}"
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.request(method, self.base + path, **kwargs)
+
+    async def ok(self, method: str, path: str, status: int = 200, **kwargs: Any) -> Any:
+        response = await self.request(method, path, **kwargs)
+        assert response.status_code == status, f"{method} {path}: {response.text}"
+        return response.json()
+
+    async def environment(self, name: str | None = None) -> dict[str, Any]:
+        return dict(
+            await self.ok("POST", "/environments", 201, json={"name": name or unique("Env")})
+        )
+
+    async def environments(self, *names: str) -> dict[str, dict[str, Any]]:
+        return {name: await self.environment(name) for name in names}
+
+    async def lifecycle(self, phases: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+        body = {"name": unique("Lifecycle"), "phases": phases, **fields}
+        return dict(await self.ok("POST", "/lifecycles", 201, json=body))
+
+    async def project(
+        self, steps: list[dict[str, Any]] | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        project = await self.ok(
+            "POST", "/projects", 201, json={"name": unique("Project"), **fields}
+        )
+        await self.ok(
+            "PUT",
+            f"/projects/{project['id']}/deployment-process",
+            json={"steps": steps if steps is not None else [STEP]},
+        )
+        return dict(project)
+
+    async def release(self, project: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        body = {"version": unique("1.0.0-r"), **fields}
+        return dict(await self.ok("POST", f"/projects/{project['id']}/releases", 201, json=body))
+
+    async def deploy(
+        self, release: dict[str, Any], environment: dict[str, Any], **fields: Any
+    ) -> httpx.Response:
+        body = {"release_id": release["id"], "environment_id": environment["id"], **fields}
+        return await self.request("POST", "/deployments", json=body)
+
+    async def deployments(self, **params: Any) -> list[dict[str, Any]]:
+        page = await self.ok("GET", "/deployments", params={"take": 100, **params})
+        return list(page["items"])
+
+    async def wait_for(
+        self, condition: Callable[[], Awaitable[bool]], timeout: float = 15.0
+    ) -> None:
+        async with asyncio.timeout(timeout):
+            while not await condition():
+                await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def api(client: httpx.AsyncClient) -> SpaceApi:
+    slug = unique("space")
+    created = await client.post("/api/v1/spaces", json={"name": slug, "slug": slug})
+    assert created.status_code == 201, created.text
+    return SpaceApi(client, slug, created.json()["id"])
+
+
+@pytest.fixture
+async def other_space(client: httpx.AsyncClient) -> SpaceApi:
+    """A second space, for proving that ids from another space never resolve."""
+    slug = unique("other")
+    created = await client.post("/api/v1/spaces", json={"name": slug, "slug": slug})
+    assert created.status_code == 201, created.text
+    return SpaceApi(client, slug, created.json()["id"])

@@ -100,7 +100,7 @@ async def test_a_release_snapshots_the_process(
         json={"steps": [{**dict(STEP_TEMPLATE), "script_body": "echo changed"}]},
     )
     again = (await client.get(f"/api/v1/spaces/default/releases/{release['id']}")).json()
-    assert again["steps"][0]["script_body"] == "echo hello"
+    assert again["steps"][0]["actions"][0]["properties"]["script_body"] == "echo hello"
 
 
 async def test_release_versions_are_unique_per_project(

@@ -8,6 +8,7 @@ from cephalo_common.http.app import ServiceDefinition, create_service_app
 from cephalo_release.api import routers
 from cephalo_release.db.models import OutboxEvent
 from cephalo_release.events.consumers import consumers
+from cephalo_release.events.scheduler import start_scheduler
 from cephalo_release.settings import ReleaseSettings
 
 SERVICE_NAME = "release-service"
@@ -21,6 +22,10 @@ def create_app(settings: ReleaseSettings | None = None) -> FastAPI:
             routers=routers,
             outbox_model=OutboxEvent,
             consumers=consumers,
-            description="Spaces, environments, projects, processes, releases and deployments.",
+            on_startup=[start_scheduler],
+            description=(
+                "Spaces, environments, lifecycles, projects, channels, processes, releases, "
+                "deployments and the dashboard."
+            ),
         )
     )

@@ -11,3 +11,6 @@ class ReleaseSettings(ServiceSettings):
     model_config = service_config("release")
 
     port: int = Field(8081, ge=0, le=65535)
+    scheduler_poll_seconds: float = Field(
+        5.0, gt=0, le=3600, description="How often scheduled deployments are checked for due."
+    )

@@ -99,15 +99,26 @@ async def _lifespan(app: FastAPI, definition: ServiceDefinition) -> AsyncIterato
     finally:
         for hook in definition.on_shutdown:
             await hook(runtime)
-        for task in runtime.tasks:
-            task.cancel()
-        for task in runtime.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await _stop_tasks(runtime.tasks)
         if isinstance(broker, NatsBroker):
             await broker.close()
         await engine.dispose()
         log.info("service stopped", service=definition.name)
+
+
+async def _stop_tasks(tasks: list[asyncio.Task[None]], timeout: float = 10.0) -> None:
+    """Cancel background work and wait a bounded time: shutdown must never hang."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        log.error("background task did not stop", task=task.get_name())
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            with contextlib.suppress(BaseException):
+                task.result()
 
 
 def _start_workers(runtime: Runtime, definition: ServiceDefinition) -> None:

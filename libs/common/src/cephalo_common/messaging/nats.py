@@ -144,14 +144,18 @@ class NatsBroker:
                     try:
                         messages = await subscription.fetch(spec.batch_size, timeout=2)
                     except NatsTimeoutError:
+                        _raise_if_cancelled()
                         continue
                     for message in messages:
                         await self._handle(spec, message)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - survive NATS restarts
+                _raise_if_cancelled()
                 log.warning(
-                    "consumer interrupted; resubscribing", consumer=spec.name, error=str(error)
+                    "consumer interrupted; resubscribing",
+                    consumer=spec.name,
+                    error=f"{type(error).__name__}: {error}",
                 )
                 await asyncio.sleep(1.0)
 
@@ -207,3 +211,11 @@ class NatsBroker:
             subjects.dead_letter(spec.name), message.data, timeout=5, headers=headers
         )
         await message.term()
+
+
+def _raise_if_cancelled() -> None:
+    """nats-py can turn a cancellation inside `fetch` into a timeout or another error;
+    a cancelled consumer must still stop, or shutdown waits for it for ever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

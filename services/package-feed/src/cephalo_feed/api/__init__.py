@@ -1,5 +1,5 @@
 """HTTP routes (thin: parse, call the domain, render)."""
 
-from cephalo_feed.api.routes import packages
+from cephalo_feed.api.routes import content, packages, push
 
-routers = [packages.router]
+routers = [push.router, content.router, packages.router]

@@ -1,11 +1,25 @@
 """HTTP routes (thin: parse, call the domain, render)."""
 
-from cephalo_release.api.routes import deployments, environments, projects, releases, spaces
+from cephalo_release.api.routes import (
+    channels,
+    dashboard,
+    deployments,
+    environments,
+    lifecycles,
+    project_groups,
+    projects,
+    releases,
+    spaces,
+)
 
 routers = [
     spaces.router,
     environments.router,
+    lifecycles.router,
+    project_groups.router,
     projects.router,
+    channels.router,
     releases.router,
     deployments.router,
+    dashboard.router,
 ]

@@ -11,10 +11,12 @@ from sqlalchemy import (
     Computed,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -27,7 +29,11 @@ SCHEMA = "release"
 
 
 class Base(DeclarativeBase):
+    """`eager_defaults`: server-set columns (`updated_at`) come back with the write, so a
+    response can render them without a lazy load."""
+
     metadata = service_metadata(SCHEMA)
+    __mapper_args__ = {"eager_defaults": True}
 
 
 class OutboxEvent(OutboxMixin, Base):
@@ -49,15 +55,69 @@ class Space(IdMixin, TimestampMixin, Base):
 
 class Environment(IdMixin, TimestampMixin, Base):
     __tablename__ = "environments"
-    __table_args__ = (UniqueConstraint("space_id", "name_key"),)
+    __table_args__ = (
+        UniqueConstraint("space_id", "name_key"),
+        UniqueConstraint("space_id", "slug"),
+    )
 
     space_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("spaces.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     name_key: Mapped[str] = mapped_column(String(200), Computed("lower(name)", persisted=True))
+    slug: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     sort_order: Mapped[int] = mapped_column(Integer, default=0)
     use_guided_failure: Mapped[bool] = mapped_column(Boolean, default=False)
     allow_dynamic_infrastructure: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+
+
+class Lifecycle(IdMixin, TimestampMixin, Base):
+    """Ordered phases (a JSON document edited as a whole) and retention policies."""
+
+    __tablename__ = "lifecycles"
+    __table_args__ = (
+        UniqueConstraint("space_id", "name_key"),
+        UniqueConstraint("space_id", "slug"),
+        Index(
+            "ix_lifecycles__one_default_per_space",
+            "space_id",
+            unique=True,
+            postgresql_where=text("is_default"),
+        ),
+    )
+
+    space_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("spaces.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200), Computed("lower(name)", persisted=True))
+    slug: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    release_retention_policy: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    target_retention_policy: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    phases: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ProjectGroup(IdMixin, TimestampMixin, Base):
+    __tablename__ = "project_groups"
+    __table_args__ = (
+        UniqueConstraint("space_id", "name_key"),
+        UniqueConstraint("space_id", "slug"),
+        Index(
+            "ix_project_groups__one_default_per_space",
+            "space_id",
+            unique=True,
+            postgresql_where=text("is_default"),
+        ),
+    )
+
+    space_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("spaces.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200), Computed("lower(name)", persisted=True))
+    slug: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class Project(IdMixin, TimestampMixin, Base):
@@ -72,6 +132,42 @@ class Project(IdMixin, TimestampMixin, Base):
     name_key: Mapped[str] = mapped_column(String(200), Computed("lower(name)", persisted=True))
     slug: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    project_group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("project_groups.id"), index=True)
+    lifecycle_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lifecycles.id"), index=True)
+    default_guided_failure_mode: Mapped[str] = mapped_column(
+        String(30), default="EnvironmentDefault"
+    )
+    connectivity_policy: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    versioning_strategy: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    is_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Channel(IdMixin, TimestampMixin, Base):
+    """A release stream of a project: its own lifecycle (or the project's) and version rules."""
+
+    __tablename__ = "channels"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name_key"),
+        UniqueConstraint("project_id", "slug"),
+        Index(
+            "ix_channels__one_default_per_project",
+            "project_id",
+            unique=True,
+            postgresql_where=text("is_default"),
+        ),
+    )
+
+    space_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("spaces.id"), index=True)
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200), Computed("lower(name)", persisted=True))
+    slug: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    lifecycle_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("lifecycles.id"))
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    rules: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    version: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class DeploymentProcess(TimestampMixin, Base):
@@ -85,13 +181,14 @@ class DeploymentProcess(TimestampMixin, Base):
 
 
 class Release(IdMixin, TimestampMixin, Base):
-    """An immutable snapshot of the process (and later variables and packages)."""
+    """An immutable snapshot of the process, the chosen package versions and the variables."""
 
     __tablename__ = "releases"
     __table_args__ = (UniqueConstraint("project_id", "version_key"),)
 
     space_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("spaces.id"), index=True)
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id"), index=True)
+    channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("channels.id"), index=True)
     version: Mapped[str] = mapped_column(String(100))
     version_key: Mapped[str] = mapped_column(
         String(100), Computed("lower(version)", persisted=True)
@@ -99,16 +196,68 @@ class Release(IdMixin, TimestampMixin, Base):
     release_notes: Mapped[str] = mapped_column(Text, default="")
     process_snapshot: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     process_version: Mapped[int] = mapped_column(Integer)
+    selected_packages: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    variables_snapshot: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
 
 
 class Deployment(IdMixin, TimestampMixin, Base):
     __tablename__ = "deployments"
+    __table_args__ = (
+        Index(
+            "ix_deployments__project_environment_created",
+            "project_id",
+            "environment_id",
+            "created_at",
+        ),
+        Index(
+            "ix_deployments__scheduled",
+            "queue_time",
+            postgresql_where=text("state = 'Scheduled'"),
+        ),
+    )
 
     space_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("spaces.id"), index=True)
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id"), index=True)
     release_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("releases.id"), index=True)
     environment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("environments.id"), index=True)
+    channel_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("channels.id"))
     state: Mapped[str] = mapped_column(String(30), default="Queued")
+    trigger: Mapped[str] = mapped_column(String(30), default="Manual", server_default="Manual")
+    deployed_by: Mapped[str | None] = mapped_column(String(200))
+    comments: Mapped[str] = mapped_column(Text, default="", server_default="")
+    specific_machine_ids: Mapped[list[str]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    excluded_machine_ids: Mapped[list[str]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    skip_actions: Mapped[list[str]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    guided_failure_override: Mapped[bool | None] = mapped_column(Boolean)
+    use_guided_failure: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    queue_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    queue_time_expiry: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    redeploy_of_id: Mapped[uuid.UUID | None] = mapped_column()
     task_id: Mapped[uuid.UUID | None] = mapped_column()
     error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AutomaticDeployment(TimestampMixin, Base):
+    """That the release was automatically deployed to the environment: at most once, ever."""
+
+    __tablename__ = "automatic_deployments"
+
+    release_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("releases.id"), primary_key=True)
+    environment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("environments.id"), primary_key=True
+    )
+    deployment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deployments.id"))

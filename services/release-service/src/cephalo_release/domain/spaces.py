@@ -7,6 +7,8 @@ import uuid
 from cephalo_common.errors import Conflict, NotFound
 from cephalo_release.db.models import Space
 from cephalo_release.db.repositories import Repositories
+from cephalo_release.domain.lifecycles import create_default_lifecycle
+from cephalo_release.domain.project_groups import create_default_project_group
 
 
 async def resolve_space(repos: Repositories, ref: str) -> Space:
@@ -22,6 +24,10 @@ async def resolve_space(repos: Repositories, ref: str) -> Space:
 
 
 async def create_space(repos: Repositories, *, name: str, slug: str, description: str) -> Space:
+    """A space starts with a default lifecycle and a default project group."""
     if await repos.spaces.find_by_slug(slug) is not None:
         raise Conflict(f"a space with slug {slug!r} already exists")
-    return await repos.spaces.add(Space(name=name, slug=slug, description=description))
+    space = await repos.spaces.add(Space(name=name, slug=slug, description=description))
+    await create_default_lifecycle(repos, space)
+    await create_default_project_group(repos, space)
+    return space

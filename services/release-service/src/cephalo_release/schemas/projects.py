@@ -5,22 +5,95 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
-from cephalo_release.schemas.common import Name, ReadModel, WriteModel
+from cephalo_release.schemas.common import (
+    Description,
+    ExpectedVersion,
+    Name,
+    ReadModel,
+    Slug,
+    WriteModel,
+)
 
-Role = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+"""An id, a slug or a name."""
 
 
-class ScriptSyntax(StrEnum):
-    BASH = "bash"
-    SH = "sh"
-    PYTHON = "python"
+class GuidedFailureMode(StrEnum):
+    ENVIRONMENT_DEFAULT = "EnvironmentDefault"
+    OFF = "Off"
+    ON = "On"
 
 
-class ProjectCreate(WriteModel):
+class ConnectivityPolicy(WriteModel):
+    skip_unavailable_targets: bool = False
+    exclude_unhealthy_targets: bool = False
+    allow_deployments_to_no_targets: bool = False
+
+
+DEFAULT_VERSION_TEMPLATE = (
+    "#{Cephalo.Version.LastMajor}.#{Cephalo.Version.LastMinor}.#{Cephalo.Version.NextPatch}"
+)
+
+
+class DonorPackage(WriteModel):
+    action_name: Name
+    package_reference: str = Field("", max_length=200)
+
+
+class VersioningStrategy(WriteModel):
+    """Release numbers from a template, or from the version of one package (donor)."""
+
+    template: str | None = Field(DEFAULT_VERSION_TEMPLATE, min_length=1, max_length=500)
+    donor_package: DonorPackage | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> VersioningStrategy:
+        if (self.template is None) == (self.donor_package is None):
+            raise ValueError("set either a template or a donor package")
+        return self
+
+
+class ProjectGroupCreate(WriteModel):
     name: Name
-    description: str = ""
+    slug: Slug | None = None
+    description: Description = ""
+
+
+class ProjectGroupUpdate(ProjectGroupCreate):
+    version: ExpectedVersion = None
+
+
+class ProjectGroup(ReadModel):
+    id: uuid.UUID
+    space_id: uuid.UUID
+    name: str
+    slug: str
+    description: str
+    is_default: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProjectSettings(WriteModel):
+    description: Description = ""
+    project_group: Reference | None = Field(None, description="Id, slug or name; default group.")
+    lifecycle: Reference | None = Field(None, description="Id, slug or name; default lifecycle.")
+    default_guided_failure_mode: GuidedFailureMode = GuidedFailureMode.ENVIRONMENT_DEFAULT
+    connectivity_policy: ConnectivityPolicy = Field(default_factory=ConnectivityPolicy)
+    versioning_strategy: VersioningStrategy = Field(default_factory=VersioningStrategy)
+    is_disabled: bool = False
+
+
+class ProjectCreate(ProjectSettings):
+    name: Name
+    slug: Slug | None = None
+
+
+class ProjectUpdate(ProjectCreate):
+    version: ExpectedVersion = None
 
 
 class Project(ReadModel):
@@ -29,29 +102,12 @@ class Project(ReadModel):
     name: str
     slug: str
     description: str
-    created_at: datetime
-
-
-class RunScriptStep(WriteModel):
-    """The built-in "Run a script" step, run on every target with one of its roles."""
-
-    name: Name
-    action_type: str = Field("cephalo.script", pattern=r"^cephalo\.script$")
-    target_roles: list[Role] = Field(min_length=1)
-    script_body: str = Field(min_length=1, max_length=1_000_000)
-    syntax: ScriptSyntax = ScriptSyntax.BASH
-
-
-class DeploymentProcessUpdate(WriteModel):
-    version: int | None = Field(None, description="The version read; a stale one is a 409.")
-    steps: list[RunScriptStep]
-
-
-class DeploymentStep(RunScriptStep):
-    id: uuid.UUID
-
-
-class DeploymentProcess(ReadModel):
-    project_id: uuid.UUID
+    project_group_id: uuid.UUID
+    lifecycle_id: uuid.UUID
+    default_guided_failure_mode: GuidedFailureMode
+    connectivity_policy: ConnectivityPolicy
+    versioning_strategy: VersioningStrategy
+    is_disabled: bool
     version: int
-    steps: list[DeploymentStep]
+    created_at: datetime
+    updated_at: datetime

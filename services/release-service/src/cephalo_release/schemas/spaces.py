@@ -5,13 +5,13 @@ from datetime import datetime
 
 from pydantic import Field
 
-from cephalo_release.schemas.common import Name, ReadModel, WriteModel
+from cephalo_release.schemas.common import Description, Name, ReadModel, WriteModel
 
 
 class SpaceCreate(WriteModel):
     name: Name
     slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    description: str = ""
+    description: Description = ""
 
 
 class Space(ReadModel):

@@ -1,0 +1,1 @@
+"""Events this service announces (through the outbox); it consumes none."""
