@@ -26,7 +26,9 @@ def say(message: str) -> None:
 
 
 async def run_demo(stack: Stack) -> demo.DeploymentOutcome:
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=stack.gateway_url, timeout=30, headers=stack.auth_headers
+    ) as client:
         api = demo.Api(client)
         environment = await demo.ensure_environment(api)
         project = await demo.ensure_project(api)
@@ -52,6 +54,7 @@ Cephalo is running.
   API:            {gateway}/api/v1
   OpenAPI:        {gateway}/api/openapi.json   (browse: {gateway}/api/docs)
   Tasks:          {gateway}/api/v1/spaces/default/tasks
+  API key:        {stack.state_dir / "api-key"}  (send it as X-Cephalo-Api-Key, or CEPHALO_API_KEY for the CLI)
   Service logs:   {stack.logs_dir}/
   Data:           {stack.state_dir}/ (kept between runs)
 Press Ctrl-C to stop everything.
@@ -82,9 +85,13 @@ async def run(state_dir: Path, *, stay: bool) -> int:
         say("Starting the five services")
         stack.start_services()
         await stack.wait_ready()
-        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=stack.gateway_url, timeout=30, headers=stack.auth_headers
+        ) as client:
             await demo.ensure_environment(demo.Api(client))
-        agent = LocalAgent("local-agent", state_dir / "agent", stack.gateway_url)
+        agent = LocalAgent(
+            "local-agent", state_dir / "agent", stack.gateway_url, api_key=stack.api_key
+        )
         say("Registering and starting the local agent")
         agent.register([demo.DEMO_ENVIRONMENT], [demo.DEMO_ROLE])
         agent_process = agent.start(stack.logs_dir / "agent.log")

@@ -17,10 +17,13 @@ class LocalAgent:
     home: Path
     server_url: str
     space: str = "default"
+    api_key: str | None = None
 
     def _env(self) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith("CEPHALO_")}
         env["CEPHALO_AGENT_HOME"] = str(self.home)
+        if self.api_key:
+            env["CEPHALO_API_KEY"] = self.api_key
         return env
 
     def _cli(self, *args: str) -> str:

@@ -7,7 +7,9 @@ Used by `make run` (fixed default ports, state in `.cephalo/`) and by the end-to
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
+import secrets
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -68,6 +70,20 @@ class Stack:
         return f"http://127.0.0.1:{self.ports.gateway}"
 
     @property
+    def api_key(self) -> str:
+        """The administrator key the gateway registers at start (kept in the state dir, 0600)."""
+        path = self.state_dir / "api-key"
+        if not path.exists():
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text("API-" + base64.b32encode(secrets.token_bytes(32)).decode().rstrip("="))
+        return path.read_text().strip()
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"X-Cephalo-Api-Key": self.api_key}
+
+    @property
     def logs_dir(self) -> Path:
         return self.state_dir / "logs"
 
@@ -89,6 +105,7 @@ class Stack:
             "STORAGE_DIR": str(self.state_dir / "packages"),
             "POLLING_PORT": str(self.ports.polling),
             "PUBLIC_POLLING_ENDPOINT": f"wss://127.0.0.1:{self.ports.polling}/poll",
+            "BOOTSTRAP_API_KEY": self.api_key,
         }
         env = {key: value for key, value in os.environ.items() if not key.startswith("CEPHALO_")}
         env.update({prefix + key: value for key, value in values.items()})

@@ -64,7 +64,8 @@ async def test_a_state_changing_request_is_audited_with_its_outcome(
     assert event["method"] == "POST" and event["status"] == 201
     assert event["path"] == "/api/v1/spaces/default/environments"
     assert event["space_id"] == await default_space_id(release_url)
-    assert (event["actor"], event["upstream"]) == ("anonymous", "release-service")
+    assert (event["actor"], event["upstream"]) == ("bootstrap", "release-service")
+    assert event["category"] == "Created" and event["user_id"]
     async with gateway_app.state.runtime.sessionmaker() as session:
         rows = (await session.execute(select(OutboxEvent))).scalars().all()
     published = [
@@ -175,11 +176,13 @@ async def test_an_upstream_with_nothing_listening_is_a_503_naming_it(
 
 
 async def test_release_service_down_makes_slug_resolution_a_503(
-    gateway_settings: GatewaySettings, nothing_listening: str
+    gateway_settings: GatewaySettings, nothing_listening: str, admin_key: str
 ) -> None:
     settings = gateway_settings.model_copy(update={"release_service_url": nothing_listening})
     async with running(create_app(settings)) as client:
-        response = await client.get("/api/v1/spaces/some-slug/tasks")
+        response = await client.get(
+            "/api/v1/spaces/some-slug/tasks", headers={"x-cephalo-api-key": admin_key}
+        )
     assert response.status_code == 503
     assert response.json()["detail"] == "release-service is unavailable"
 

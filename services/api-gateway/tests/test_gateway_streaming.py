@@ -81,7 +81,7 @@ def packages_url(gateway_url: str) -> str:
 
 
 async def test_an_upload_reaches_the_upstream_before_the_client_has_sent_it_all(
-    gateway_url: str, rendezvous: Rendezvous
+    gateway_url: str, rendezvous: Rendezvous, admin_key: str
 ) -> None:
     async def body() -> AsyncIterator[bytes]:
         yield CHUNK
@@ -93,19 +93,25 @@ async def test_an_upload_reaches_the_upstream_before_the_client_has_sent_it_all(
         response = await client.post(
             packages_url(gateway_url),
             content=body(),
-            headers={"content-type": "application/zip", "x-request-id": "upload-1"},
+            headers={
+                "content-type": "application/zip",
+                "x-request-id": "upload-1",
+                "x-cephalo-api-key": admin_key,
+            },
         )
     assert response.status_code == 201, response.text
     assert response.json() == {"received": 16 * len(CHUNK)}
     assert rendezvous.received_headers["x-request-id"] == "upload-1"
     assert rendezvous.received_headers["content-type"] == "application/zip"
+    assert "x-cephalo-api-key" not in rendezvous.received_headers
+    assert rendezvous.received_headers["x-cephalo-identity"].count(".") == 1
 
 
 async def test_a_download_reaches_the_client_before_the_upstream_has_sent_it_all(
-    gateway_url: str, rendezvous: Rendezvous
+    gateway_url: str, rendezvous: Rendezvous, admin_key: str
 ) -> None:
     async with (
-        httpx.AsyncClient(trust_env=False) as client,
+        httpx.AsyncClient(trust_env=False, headers={"x-cephalo-api-key": admin_key}) as client,
         client.stream("GET", packages_url(gateway_url)) as response,
     ):
         assert response.status_code == 200
@@ -138,13 +144,37 @@ async def silent_upstream() -> AsyncIterator[str]:
 
 
 async def test_an_upstream_that_never_answers_is_a_504(
-    gateway_settings: GatewaySettings, silent_upstream: str
+    gateway_settings: GatewaySettings, silent_upstream: str, admin_key: str
 ) -> None:
     settings = gateway_settings.model_copy(
         update={"orchestrator_url": silent_upstream, "upstream_timeout_seconds": 0.3}
     )
     async with running(create_app(settings)) as client:
-        response = await client.get(f"/api/v1/spaces/{uuid.uuid4()}/tasks")
+        response = await client.get(
+            f"/api/v1/spaces/{uuid.uuid4()}/tasks", headers={"x-cephalo-api-key": admin_key}
+        )
     assert response.status_code == 504
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["detail"] == "deploy-orchestrator did not answer within 0.3 seconds"
+
+
+async def test_the_octopus_package_upload_is_forwarded_to_the_raw_endpoint(
+    gateway_url: str, rendezvous: Rendezvous, admin_key: str
+) -> None:
+    space = uuid.uuid4()
+    async with httpx.AsyncClient(
+        trust_env=False, headers={"X-Octopus-ApiKey": admin_key}
+    ) as client:
+        response = await client.post(
+            f"{gateway_url}/api/{space}/packages/raw",
+            content=CHUNK,
+            headers={"content-type": "application/octet-stream"},
+        )
+        refused = await client.post(
+            f"{gateway_url}/api/{space}/packages/raw",
+            content=b"x",
+            headers={"X-Octopus-ApiKey": "API-WRONGWRONGWRONGWRONG"},
+        )
+    assert response.status_code == 201, response.text
+    assert response.json() == {"received": len(CHUNK)}
+    assert refused.status_code == 401 and "ErrorMessage" in refused.json()

@@ -1,21 +1,28 @@
 """Typed dependencies for routes.
 
-`ActorDep` is the seam for identity: authentication middleware placed in front of the
-routes sets `request.state.actor`, and the proxy and audit log use it unchanged.
+The edge middleware (`edge.py`) authenticates every request and leaves the caller in
+`request.state.principal`; `PrincipalDep` reads it and `require(...)` checks a permission
+for the gateway's own routes (proxied routes are checked in `authz.py`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from cephalo_common.errors import Forbidden, Unauthorized
 from cephalo_common.http.app import RuntimeDep, SessionDep
 from cephalo_gateway.db.repositories import Repositories
-from cephalo_gateway.domain.audit import ANONYMOUS
+from cephalo_gateway.domain.identity import Principal
+from cephalo_gateway.domain.permissions import ObjectScope, Permission, is_allowed
 from cephalo_gateway.proxy import Gateway
+from cephalo_gateway.security import Security
+from cephalo_gateway.settings import GatewaySettings
 
 GATEWAY_EXTRA = "gateway"
+SECURITY_EXTRA = "security"
 
 
 def _repositories(session: SessionDep) -> Repositories:
@@ -27,10 +34,40 @@ def _gateway(runtime: RuntimeDep) -> Gateway:
     return gateway
 
 
-def _actor(request: Request) -> str:
-    return str(getattr(request.state, "actor", None) or ANONYMOUS)
+def _security(runtime: RuntimeDep) -> Security:
+    security: Security = runtime.extras[SECURITY_EXTRA]
+    return security
+
+
+def _settings(runtime: RuntimeDep) -> GatewaySettings:
+    settings = runtime.settings
+    assert isinstance(settings, GatewaySettings)
+    return settings
+
+
+def _principal(request: Request) -> Principal:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        raise Unauthorized("sign in or send an API key")
+    return principal
 
 
 ReposDep = Annotated[Repositories, Depends(_repositories)]
 GatewayDep = Annotated[Gateway, Depends(_gateway)]
-ActorDep = Annotated[str, Depends(_actor)]
+SecurityDep = Annotated[Security, Depends(_security)]
+SettingsDep = Annotated[GatewaySettings, Depends(_settings)]
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+
+
+def require(permission: Permission) -> Callable[[Principal], Principal]:
+    """A dependency that lets through only callers with `permission` (anywhere)."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if not is_allowed(principal.grants, permission, ObjectScope()):
+            raise Forbidden(f"this needs the {permission} permission")
+        return principal
+
+    return check
+
+
+AdminDep = Annotated[Principal, Depends(require(Permission.ADMINISTER_SYSTEM))]

@@ -2,14 +2,16 @@
 
 Nothing is buffered: the request body flows to the upstream as it arrives and the
 response flows back as the upstream writes it, so package uploads keep memory flat.
-State-changing requests are audited once the upstream has answered (or failed).
+Every request is authorized first (`authz.py`); the edge middleware audits it.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -17,22 +19,29 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
-from starlette.responses import StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from cephalo_common.db.session import unit_of_work
-from cephalo_common.errors import CephaloError
+from cephalo_common.errors import CephaloError, Unauthorized, Unavailable
 from cephalo_common.ids import uuid7
 from cephalo_common.logging import get_logger
-from cephalo_gateway.db.repositories import Repositories
-from cephalo_gateway.domain import audit
+from cephalo_gateway.authz import (
+    MAX_INSPECTED_BODY,
+    Authorizer,
+    PayloadTooLarge,
+    filter_items,
+    list_filter,
+)
 from cephalo_gateway.domain.headers import has_body, request_headers, response_headers
+from cephalo_gateway.domain.identity import Principal
 from cephalo_gateway.domain.routing import Route, resolve_route
 from cephalo_gateway.errors import ClientDisconnected
+from cephalo_gateway.security import Security
 from cephalo_gateway.upstream.client import UpstreamClient
 from cephalo_gateway.upstream.metrics import GatewayMetrics
 from cephalo_gateway.upstream.spaces import SpaceResolver
 
 log = get_logger(__name__)
+MAX_FILTERED_BODY = 16 * 1024 * 1024
 
 
 @dataclass
@@ -43,6 +52,8 @@ class Gateway:
     spaces: SpaceResolver
     metrics: GatewayMetrics
     sessionmaker: async_sessionmaker[AsyncSession]
+    security: Security
+    authorizer: Authorizer
 
 
 def request_id_of(request: Request) -> str:
@@ -62,72 +73,136 @@ def _decoded(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
 
 
-async def forward(request: Request, gateway: Gateway, *, actor: str) -> StreamingResponse:
-    route = resolve_route(raw_path_of(request))
+def principal_of(request: Request) -> Principal | None:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    return principal
+
+
+async def _inspected_body(request: Request) -> bytes:
+    """A body the gateway must read to authorize (deploy X to Y), bounded."""
+    received = bytearray()
+    try:
+        async for chunk in request.stream():
+            received += chunk
+            if len(received) > MAX_INSPECTED_BODY:
+                raise PayloadTooLarge(
+                    f"this request body may be at most {MAX_INSPECTED_BODY} bytes"
+                )
+    except ClientDisconnect as error:
+        raise ClientDisconnected("the client disconnected before sending the whole body") from error
+    return bytes(received)
+
+
+async def _single(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+async def forward(
+    request: Request, gateway: Gateway, *, route: Route | None = None, octopus: bool = False
+) -> Response:
+    """Authorize, then forward; `route` overrides the routing table (Octopus paths)."""
+    route = route or resolve_route(raw_path_of(request))
     request_id = request_id_of(request)
+    principal = principal_of(request)
+    if principal is None:
+        raise Unauthorized("sign in or send an API key")
     space_id = route.space_id
-    if route.needs_space_lookup:
-        assert route.space is not None
+    if route.space is not None and space_id is None:
         space_id = await gateway.spaces.space_id(route.space, request_id=request_id)
+    request.state.audit_upstream = route.upstream.value
+    request.state.audit_space_id = space_id
     incoming = _decoded(request.headers.raw)
+    requirement = gateway.authorizer.requirement(request.method, route.path)
+    content: AsyncIterable[bytes] | None = request.stream() if has_body(incoming) else None
+    if requirement is not None and requirement.body and content is not None:
+        body = await _inspected_body(request)
+        content = _single(body)
+    else:
+        body = None
+    await gateway.authorizer.check(principal, requirement, space_id, body)
+    headers = request_headers(
+        incoming,
+        request_id=request_id,
+        client_host=getattr(request.state, "client_ip", None)
+        or (request.client.host if request.client else None),
+        scheme=request.url.scheme,
+        host=request.headers.get("host"),
+    )
+    headers.append(gateway.security.identity_header(principal, route.upstream.value))
     try:
         upstream = await gateway.upstreams.open(
             route.upstream,
             request.method,
             route.upstream_path(space_id),
             query=request.url.query,
-            headers=request_headers(
-                incoming,
-                request_id=request_id,
-                client_host=request.client.host if request.client else None,
-                scheme=request.url.scheme,
-                host=request.headers.get("host"),
-            ),
-            content=request.stream() if has_body(incoming) else None,
+            headers=headers,
+            content=content,
         )
     except ClientDisconnect as error:
         raise ClientDisconnected("the client disconnected before sending the whole body") from error
     except CephaloError as error:
         gateway.metrics.upstream_responses.labels(route.upstream.value, error.type_slug).inc()
-        await _audit(gateway, request, route, space_id, error.status_code, actor, request_id)
         raise
     gateway.metrics.upstream_responses.labels(route.upstream.value, str(upstream.status_code)).inc()
+    base_url = gateway.upstreams.urls[route.upstream]
+    collection = list_filter(principal, request.method, route.path)
+    if collection is not None and upstream.status_code == 200:
+        return await _filtered(upstream, base_url, principal, collection, space_id)
+    if octopus and upstream.status_code >= 400:
+        return await _octopus_error(upstream)
+    return _streamed(upstream, base_url)
+
+
+async def _read_json(upstream: httpx.Response) -> Any:
     try:
-        await _audit(gateway, request, route, space_id, upstream.status_code, actor, request_id)
-    except BaseException:
+        raw = bytearray()
+        async for chunk in upstream.aiter_bytes():
+            raw += chunk
+            if len(raw) > MAX_FILTERED_BODY:
+                raise Unavailable("the list is too large to filter; narrow it with take")
+        return json.loads(raw) if raw else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+    finally:
         await upstream.aclose()
-        raise
-    return _streamed(upstream, gateway.upstreams.urls[route.upstream])
 
 
-async def _audit(
-    gateway: Gateway,
-    request: Request,
-    route: Route,
+async def _filtered(
+    upstream: httpx.Response,
+    base_url: str,
+    principal: Principal,
+    collection: str,
     space_id: uuid.UUID | None,
-    status: int,
-    actor: str,
-    request_id: str,
-) -> None:
-    """Record a state-changing request; a failed write is logged and counted, not raised,
-    because the upstream has already acted and the client must learn its answer."""
-    if not audit.is_state_changing(request.method):
-        return
-    entry = audit.AuditEntry(
-        method=request.method,
-        path=route.path,
-        status=status,
-        space_id=space_id,
-        actor=actor,
-        request_id=request_id,
-        upstream=route.upstream.value,
+) -> Response:
+    """A list with only what this user may see (items outside their scope are dropped)."""
+    body = await _read_json(upstream)
+    kept = {
+        name: value
+        for name, value in response_headers(
+            _decoded(upstream.headers.raw), upstream_base_url=base_url
+        )
+        if name not in ("content-length", "content-encoding")
+    }
+    return JSONResponse(
+        filter_items(principal, collection, space_id, body), status_code=200, headers=kept
     )
-    try:
-        async with unit_of_work(gateway.sessionmaker) as session:
-            await audit.record(Repositories(session), entry)
-    except Exception:
-        gateway.metrics.audit_failures.inc()
-        log.exception("audit write failed", method=entry.method, path=entry.path)
+
+
+async def _octopus_error(upstream: httpx.Response) -> Response:
+    """An upstream problem as Octopus clients read errors: `{ErrorMessage, Errors[]}`."""
+    body = await _read_json(upstream)
+    message = "the request failed"
+    errors: list[str] = []
+    if isinstance(body, dict):
+        message = str(body.get("detail") or body.get("title") or message)
+        errors = [
+            f"{e.get('field', '')}: {e.get('message', '')}".strip(": ")
+            for e in body.get("errors") or []
+            if isinstance(e, dict)
+        ]
+    return JSONResponse(
+        {"ErrorMessage": message, "Errors": errors or [message]}, status_code=upstream.status_code
+    )
 
 
 def _streamed(upstream: httpx.Response, upstream_base_url: str) -> StreamingResponse:

@@ -141,7 +141,8 @@ class OutboxRelay:
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
 
     async def relay_once(self) -> int:
         """Publish one batch; rows published before a failure stay marked, then it raises."""

@@ -29,6 +29,8 @@ class Upstream(StrEnum):
 COLLECTIONS: dict[str, Upstream] = {
     "environments": Upstream.RELEASE_SERVICE,
     "projects": Upstream.RELEASE_SERVICE,
+    "project-groups": Upstream.RELEASE_SERVICE,
+    "dashboard": Upstream.RELEASE_SERVICE,
     "releases": Upstream.RELEASE_SERVICE,
     "deployments": Upstream.RELEASE_SERVICE,
     "lifecycles": Upstream.RELEASE_SERVICE,
@@ -36,6 +38,8 @@ COLLECTIONS: dict[str, Upstream] = {
     "variables": Upstream.RELEASE_SERVICE,
     "tasks": Upstream.DEPLOY_ORCHESTRATOR,
     "machines": Upstream.AGENT_GATEWAY,
+    "machine-policies": Upstream.AGENT_GATEWAY,
+    "script-runs": Upstream.AGENT_GATEWAY,
     "workers": Upstream.AGENT_GATEWAY,
     "worker-pools": Upstream.AGENT_GATEWAY,
     "packages": Upstream.PACKAGE_FEED,
@@ -125,3 +129,27 @@ def resolve_route(raw_path: str) -> Route:
     if upstream is None:
         raise NotFound(f"no collection {unquote(collection)!r} in a space")
     return Route(upstream, path, space=space, tail="/" + "/".join(segments[2:]))
+
+
+OCTOPUS_PREFIX = "/api"
+OCTOPUS_FORWARDED: dict[tuple[str, ...], Upstream] = {
+    ("packages", "raw"): Upstream.PACKAGE_FEED,
+}
+"""Octopus build-server paths `/api/{space}/<tail>` that are plain forwards (the rest are
+translated by `cephalo_gateway.octopus`)."""
+
+
+def octopus_route(raw_path: str) -> Route | None:
+    """`/api/{space}/packages/raw` → package-feed's `/api/v1/spaces/{space}/packages/raw`."""
+    if not raw_path.startswith(OCTOPUS_PREFIX + "/"):
+        return None
+    segments = raw_path[len(OCTOPUS_PREFIX) + 1 :].rstrip("/").split("/")
+    if len(segments) < 2 or segments[0] in ("v1", "spaces", "tasks", "") or "" in segments:
+        return None
+    tail = tuple(segments[1:])
+    upstream = OCTOPUS_FORWARDED.get(tail)
+    if upstream is None:
+        return None
+    space = unquote(segments[0])
+    path = f"{API_PREFIX}/spaces/{segments[0]}/{'/'.join(tail)}"
+    return Route(upstream, path, space=space, tail="/" + "/".join(tail))

@@ -20,3 +20,6 @@ class AuditRecordedV1(Contract):
     actor: str
     request_id: str
     upstream: str
+    category: str | None = None
+    user_id: str | None = None
+    ip_address: str | None = None

@@ -20,3 +20,8 @@ class AuditEvent(BaseModel):
     actor: str
     request_id: str
     upstream: str
+    category: str
+    user_id: uuid.UUID | None
+    ip_address: str | None
+    user_agent: str | None
+    detail: str | None

@@ -84,6 +84,30 @@ class UpstreamClient:
         except ValueError:
             return response.status_code, None
 
+    async def send_json(
+        self,
+        upstream: Upstream,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Sequence[Header] = (),
+    ) -> tuple[int, Any]:
+        """A small JSON call (status, body) for calls the gateway makes on a user's behalf."""
+        with self._translated(upstream):
+            response = await self.http.request(
+                method,
+                self.urls[upstream] + path,
+                json=body,
+                params=params,
+                headers=list(headers),
+            )
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, None
+
     async def openapi_documents(self) -> dict[str, dict[str, Any] | None]:
         """Each service's `/openapi.json`, or None for one that does not answer in time."""
 

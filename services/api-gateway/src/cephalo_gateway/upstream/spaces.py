@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from urllib.parse import quote
 
 from cephalo_common.errors import NotFound, Unavailable
@@ -12,9 +13,15 @@ from cephalo_gateway.upstream.client import UpstreamClient
 
 
 class SpaceResolver:
-    def __init__(self, client: UpstreamClient, cache: SpaceCache) -> None:
+    def __init__(
+        self,
+        client: UpstreamClient,
+        cache: SpaceCache,
+        identity: Callable[[], tuple[str, str]] | None = None,
+    ) -> None:
         self._client = client
         self._cache = cache
+        self._identity = identity
 
     async def space_id(self, slug: str, *, request_id: str) -> uuid.UUID:
         """The id of the space `slug` names; `NotFound` when there is none."""
@@ -24,7 +31,11 @@ class SpaceResolver:
         status, body = await self._client.get_json(
             Upstream.RELEASE_SERVICE,
             f"{API_PREFIX}/spaces/{quote(slug, safe='')}",
-            headers=[("accept", "application/json"), ("x-request-id", request_id)],
+            headers=[
+                ("accept", "application/json"),
+                ("x-request-id", request_id),
+                *([self._identity()] if self._identity else []),
+            ],
         )
         if 400 <= status < 500:
             raise NotFound(f"space {slug!r} was not found")

@@ -18,6 +18,14 @@ def _links() -> dict[str, str]:
     links.update({name: f"{API_PREFIX}/spaces/{{space}}/{name}" for name in COLLECTIONS})
     links.update({name: f"{API_PREFIX}/{name}" for name in SYSTEM_ROUTES})
     links["audit-events"] = f"{API_PREFIX}/audit-events"
+    links["login"] = f"{API_PREFIX}/users/login"
+    links["me"] = f"{API_PREFIX}/users/me"
+    links["my-permissions"] = f"{API_PREFIX}/users/me/permissions"
+    links["users"] = f"{API_PREFIX}/users"
+    links["teams"] = f"{API_PREFIX}/teams"
+    links["roles"] = f"{API_PREFIX}/roles"
+    links["webhooks"] = f"{API_PREFIX}/webhooks"
+    links["octopus"] = "/api"
     links["openapi"] = "/api/openapi.json"
     links["docs"] = "/api/docs"
     return links
