@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: run test lint bootstrap clean bench-feed
+.PHONY: run test lint bootstrap clean bench-feed bench-agents
 
 $(STAMP): uv.lock pyproject.toml */pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ test: lint
 
 bench-feed: $(STAMP)
 	$(BIN)/python services/package-feed/bench/bench_feed.py
+
+bench-agents: $(STAMP)
+	$(BIN)/python tests/bench/bench_agents.py
 
 clean:
 	rm -rf $(VENV) .cephalo

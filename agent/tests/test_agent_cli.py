@@ -95,15 +95,20 @@ def test_configure_trust_then_status_prints_the_pin_as_json(
     assert json.loads(out)["machine_id"] is None
 
 
-def test_listening_mode_is_refused_with_a_pointer_to_the_gateway_work(
+def test_register_refuses_inconsistent_listening_and_worker_options(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = in_process(
-        capsys, tmp_path / "home", "register", "--server", "http://x", "--mode", "listening"
+    home = tmp_path / "home"
+    server = ("register", "--server", "http://127.0.0.1:9")
+    port_without_mode = in_process(capsys, home, *server, "--listen-port", "10933")
+    bad_url = in_process(
+        capsys, home, *server, "--mode", "listening", "--listen-url", "http://host:10933"
     )
+    both = in_process(capsys, home, *server, "--worker-pool", "P", "--environment", "E")
 
-    assert code == 2
-    assert "agent-gateway" in err and "issue 6" in err
+    assert port_without_mode[0] == 2 and "--mode listening" in port_without_mode[2]
+    assert bad_url[0] == 2 and "https://host:10933" in bad_url[2]
+    assert both[0] == 2 and "worker pools, not environments" in both[2]
 
 
 def test_run_without_registration_fails_clearly(

@@ -146,7 +146,7 @@ async def test_polling_agent_answers_requests_over_mutual_tls(
             await polling.aclose()
 
     assert caps.id == "1" and caps.result is not None
-    assert caps.result["contract_versions"] == [CONTRACT_VERSION]
+    assert caps.result["contract_versions"][0] == CONTRACT_VERSION
     assert start.id == "2" and start.error is None
     final = ScriptStatusResponse.model_validate(status.result)
     assert final.exit_code == 0

@@ -10,6 +10,7 @@ from cephalo_agent.scripts import ScriptService
 from cephalo_agent.service import AgentService
 from cephalo_common.agent_protocol import (
     CONTRACT_VERSION,
+    ISOLATION_FEATURE,
     Capabilities,
     RequestMessage,
     ScriptStatusResponse,
@@ -28,7 +29,8 @@ async def test_get_capabilities_reports_the_contract_version(agent: AgentService
 
     assert response.error is None and response.id == "caps"
     capabilities = Capabilities.model_validate(response.result)
-    assert capabilities.contract_versions == [CONTRACT_VERSION]
+    assert capabilities.contract_versions[0] == CONTRACT_VERSION
+    assert ISOLATION_FEATURE in capabilities.contract_versions
     assert {"bash", "sh", "python"} <= set(capabilities.shells)
 
 

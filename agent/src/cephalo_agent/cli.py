@@ -14,18 +14,17 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 
-from cephalo_agent.config import AgentPaths, load_config, resolve_home
-from cephalo_agent.polling import NotRegistered, run_agent
+from cephalo_agent.config import AgentPaths, NotRegistered, load_config, resolve_home
 from cephalo_agent.registration import (
     EXIT_REFUSED,
     EXIT_USAGE,
-    LISTENING_NOT_YET,
     RegistrationError,
     deregister,
     ensure_identity,
     pin_server,
     register,
 )
+from cephalo_agent.runner import run_agent
 from cephalo_common.security.tls import thumbprint
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -78,8 +77,11 @@ def cmd_configure(paths: AgentPaths, args: argparse.Namespace) -> int:
 
 
 def cmd_register(paths: AgentPaths, args: argparse.Namespace) -> int:
-    if args.mode == "listening":
-        _say(LISTENING_NOT_YET)
+    if args.mode == "polling" and (args.listen_url or args.listen_port):
+        _say("--listen-url and --listen-port need --mode listening")
+        return EXIT_USAGE
+    if args.worker_pool and args.environment:
+        _say("a worker belongs to worker pools, not environments: give one or the other")
         return EXIT_USAGE
     if not args.server:
         _say("give --server URL (or set CEPHALO_SERVER_URL)")
@@ -93,6 +95,10 @@ def cmd_register(paths: AgentPaths, args: argparse.Namespace) -> int:
         roles=args.tag,
         mode=args.mode,
         api_key=args.api_key,
+        listening_url=args.listen_url,
+        listen_host=args.listen_host,
+        listen_port=args.listen_port,
+        worker_pools=args.worker_pool,
     )
     if result.trusted_on_first_use:
         banner = "!" * 78
@@ -105,9 +111,18 @@ def cmd_register(paths: AgentPaths, args: argparse.Namespace) -> int:
             f"{banner}"
         )
     config = result.config
-    _say(f"registered as {config.machine_name} ({config.machine_id}) in space {config.space}")
+    what = "worker" if config.kind == "worker" else "deployment target"
+    _say(
+        f"registered as {what} {config.machine_name} ({config.machine_id}) in space {config.space}"
+    )
     _say(f"this agent's thumbprint: {result.agent_thumbprint}")
-    _say(f"polling endpoint: {config.polling_endpoint}")
+    if config.mode == "listening":
+        _say(
+            f"the server dials {config.listening_url}; `run` listens on "
+            f"{config.listen_host}:{config.listen_port}"
+        )
+    else:
+        _say(f"polling endpoint: {config.polling_endpoint}")
     return 0
 
 
@@ -182,6 +197,27 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--environment", action="append", default=[], metavar="ENV")
     reg.add_argument("--tag", action="append", default=[], metavar="ROLE")
     reg.add_argument("--mode", default="polling", choices=["polling", "listening"])
+    reg.add_argument(
+        "--listen-url",
+        metavar="URL",
+        help="listening mode: the https://host:port the server dials (default this host, 10933)",
+    )
+    reg.add_argument(
+        "--listen-port", type=int, metavar="PORT", help="listening mode: the port to bind"
+    )
+    reg.add_argument(
+        "--listen-host",
+        default="0.0.0.0",
+        metavar="ADDRESS",
+        help="listening mode: the address to bind (default all)",
+    )
+    reg.add_argument(
+        "--worker-pool",
+        action="append",
+        default=[],
+        metavar="POOL",
+        help="register as a worker in this pool (repeatable; 'Default Worker Pool' exists)",
+    )
     reg.add_argument("--name", default=socket.gethostname())
     add("deregister", cmd_deregister, "remove this machine from the server", api_key)
     add("run", cmd_run, "serve the server's requests until SIGTERM/SIGINT")

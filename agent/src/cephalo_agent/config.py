@@ -24,6 +24,12 @@ CONFIG_FILE = "config.json"
 SERVER_CERT_FILE = "server-certificate.pem"
 TICKETS_DIR = "tickets"
 WORK_DIR = "work"
+FILES_DIR = "files"
+STREAMS_DIR = "streams"
+
+
+class NotRegistered(RuntimeError):
+    """`run` before `register`: there is no endpoint or pinned server certificate yet."""
 
 
 class AgentConfig(BaseModel):
@@ -38,6 +44,12 @@ class AgentConfig(BaseModel):
     server_thumbprint: str | None = None
     mode: Literal["polling", "listening"] | None = None
     polling_endpoint: str | None = None
+    # Listening mode: where the server dials (`listening_url`) and what this agent binds.
+    listening_url: str | None = None
+    listen_host: str = "0.0.0.0"
+    listen_port: int | None = None
+    # "target" (deployment target, in environments) or "worker" (in worker pools).
+    kind: Literal["target", "worker"] = "target"
 
     @property
     def registered(self) -> bool:
@@ -73,6 +85,14 @@ class AgentPaths:
     @property
     def work(self) -> Path:
         return self.root / WORK_DIR
+
+    @property
+    def files(self) -> Path:
+        return self.root / FILES_DIR
+
+    @property
+    def streams(self) -> Path:
+        return self.root / STREAMS_DIR
 
     def ensure(self) -> None:
         """Create the directory tree, private to the agent's user (it holds keys and secrets)."""

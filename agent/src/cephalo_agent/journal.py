@@ -70,6 +70,7 @@ class TicketState(BaseModel):
     completed_at: str | None = None
     deadline: float | None = None  # epoch seconds; the timeout survives a restart
     timeout_seconds: int | None = None
+    isolation_mutex: str | None = None  # the mutex a FullIsolation script holds (or waits for)
 
 
 class TicketJournal:

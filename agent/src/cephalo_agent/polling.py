@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import signal
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,19 +29,25 @@ from websockets.exceptions import (
 )
 
 from cephalo_agent import agent_version
-from cephalo_agent.config import AgentConfig, AgentPaths, load_config, load_server_certificate
-from cephalo_agent.scripts import ScriptService
-from cephalo_agent.service import AgentService
-from cephalo_common.security.tls import (
-    client_context,
-    der_thumbprint,
-    thumbprint,
-    thumbprints_equal,
+from cephalo_agent.config import (
+    AgentConfig,
+    AgentPaths,
+    NotRegistered,
+    load_server_certificate,
 )
+from cephalo_agent.files import IncomingStream, StreamStore
+from cephalo_agent.service import AgentService
+from cephalo_agent.tls import pinned_client_context
+from cephalo_common.security.tls import der_thumbprint, thumbprint, thumbprints_equal
+
+__all__ = ["NotRegistered", "PollingClient", "PollingSettings", "UntrustedServer"]
 
 log = logging.getLogger(__name__)
 
 UNTRUSTED_SERVER = "server certificate thumbprint does not match the pinned one"
+STREAM_ID_BYTES = 16
+STREAM_CHUNK_BYTES = 256 * 1024
+Introduce = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -59,10 +65,9 @@ class PollingSettings:
     close_timeout_seconds: float = 5.0
     max_message_bytes: int = 16 * 1024 * 1024
     max_concurrent_requests: int = 64
-
-
-class NotRegistered(RuntimeError):
-    """`run` before `register`: there is no endpoint or pinned server certificate yet."""
+    # When the server refuses this agent's certificate, ask it (at most this often) to record
+    # a pending registration an operator can approve.
+    introduce_interval_seconds: float = 300.0
 
 
 class UntrustedServer(ConnectionError):
@@ -90,6 +95,8 @@ class PollingClient:
         server_thumbprint: str,
         service: AgentService,
         settings: PollingSettings | None = None,
+        streams: StreamStore | None = None,
+        introduce: Introduce | None = None,
     ) -> None:
         if not endpoint.startswith("wss://"):
             raise ValueError(f"the polling endpoint must be a wss:// URL, not {endpoint!r}")
@@ -100,10 +107,15 @@ class PollingClient:
         self.server_thumbprint = server_thumbprint
         self.service = service
         self.settings = settings or PollingSettings()
+        self.streams = streams
+        self.introduce = introduce
         self.agent_thumbprint = thumbprint(certificate.read_bytes())
         self.connected = asyncio.Event()  # set while a verified connection is up
         self._verified_at: float | None = None
+        self._introduced_at: float | None = None
+        self._context: ssl.SSLContext | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._incoming: dict[bytes, IncomingStream] = {}
 
     @classmethod
     def from_config(
@@ -112,6 +124,9 @@ class PollingClient:
         config: AgentConfig,
         service: AgentService,
         settings: PollingSettings | None = None,
+        *,
+        streams: StreamStore | None = None,
+        introduce: Introduce | None = None,
     ) -> PollingClient:
         server_pem = load_server_certificate(paths)
         if not config.registered or config.polling_endpoint is None:
@@ -130,6 +145,8 @@ class PollingClient:
             server_thumbprint=config.server_thumbprint,
             service=service,
             settings=settings,
+            streams=streams,
+            introduce=introduce,
         )
 
     async def run_forever(self) -> None:
@@ -138,10 +155,15 @@ class PollingClient:
         loop = asyncio.get_running_loop()
         while True:
             began = loop.time()
+            refused = False
             try:
                 reason, level = await self.run_once(), logging.WARNING
+                refused = "unknown certificate" in reason
             except Exception as exc:  # noqa: BLE001 - every failure is logged and retried
                 reason, level = describe_failure(exc, self.agent_thumbprint)
+                refused = refused_by_server(exc)
+            if refused:
+                await self._maybe_introduce()
             # Only a connection that stayed up a while resets the back-off; a flapping one
             # (accepted, then dropped at once) keeps backing off.
             up_for = 0.0
@@ -166,7 +188,11 @@ class PollingClient:
 
         Returns how the connection ended when the server closed it; raises on any failure.
         """
-        context = client_context(self.certificate, self.private_key, self.server_certificate_pem)
+        if self._context is None:  # built once: reconnecting must not cost a reload of the keys
+            self._context = pinned_client_context(
+                self.certificate, self.private_key, self.server_certificate_pem
+            )
+        context = self._context
         s = self.settings
         async with connect(
             self.endpoint,
@@ -195,6 +221,27 @@ class PollingClient:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._abort_streams()
+
+    async def _maybe_introduce(self) -> None:
+        """Ask the server to record a pending registration for this certificate (rate-limited)."""
+        if self.introduce is None:
+            return
+        now = asyncio.get_running_loop().time()
+        interval = self.settings.introduce_interval_seconds
+        if self._introduced_at is not None and now - self._introduced_at < interval:
+            return
+        self._introduced_at = now
+        try:
+            await self.introduce()
+        except Exception as exc:  # noqa: BLE001 - best effort; the connection is retried anyway
+            log.warning("could not ask the server to record a pending registration: %s", exc)
+        else:
+            log.warning(
+                "the server does not trust this agent (thumbprint %s); it now lists a pending "
+                "registration an operator can approve",
+                self.agent_thumbprint,
+            )
 
     def _verify_peer(self, ws: ClientConnection) -> None:
         ssl_object = ws.transport.get_extra_info("ssl_object")
@@ -208,10 +255,43 @@ class PollingClient:
     async def _serve(self, ws: ClientConnection) -> None:
         send_lock = asyncio.Lock()
         slots = asyncio.Semaphore(self.settings.max_concurrent_requests)
-        async for frame in ws:
-            task = asyncio.create_task(self._respond(ws, frame, send_lock, slots))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+        try:
+            async for frame in ws:
+                if isinstance(frame, bytes):
+                    self._on_stream_frame(frame)
+                    continue
+                task = asyncio.create_task(self._respond(ws, frame, send_lock, slots))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+        finally:
+            self._abort_streams()
+
+    def _on_stream_frame(self, frame: bytes) -> None:
+        """`<16-byte stream id><chunk>`; an empty chunk ends the stream. Frames arrive in order,
+        before the `upload_file` request that names the stream."""
+        if self.streams is None or len(frame) < STREAM_ID_BYTES:
+            log.warning("dropped a binary frame: no file transfer here, or no stream id")
+            return
+        key, chunk = frame[:STREAM_ID_BYTES], frame[STREAM_ID_BYTES:]
+        sink = self._incoming.get(key)
+        try:
+            if sink is None:
+                sink = self._incoming[key] = self.streams.open_incoming(key.hex())
+            if chunk:
+                sink.write(chunk)
+            else:
+                del self._incoming[key]
+                sink.finish()
+        except (OSError, ValueError) as exc:
+            log.warning("dropped stream %s: %s", key.hex(), exc)
+            self._incoming.pop(key, None)
+            if sink is not None:
+                sink.abort()
+
+    def _abort_streams(self) -> None:
+        for sink in self._incoming.values():
+            sink.abort()
+        self._incoming.clear()
 
     async def _respond(
         self,
@@ -226,10 +306,32 @@ class PollingClient:
             return
         try:
             async with send_lock:
+                await self._send_stream_of(ws, response.result)
                 await ws.send(response.model_dump_json())
         except ConnectionClosed:
             # The work is journaled; the server retries the call on its next connection.
             log.info("connection closed before the response to %s was sent", response.id)
+
+    async def _send_stream_of(self, ws: ClientConnection, result: dict[str, object] | None) -> None:
+        """A `download_file` result announces a stream: its frames go out before the response."""
+        stream = (result or {}).get("stream")
+        if self.streams is None or not isinstance(stream, dict):
+            return
+        source = self.streams.take_outgoing(str(stream.get("id")))
+        if source is None:
+            return
+        key = bytes.fromhex(str(stream["id"]))
+        with source.open("rb") as handle:
+            while chunk := await asyncio.to_thread(handle.read, STREAM_CHUNK_BYTES):
+                await ws.send(key + chunk)
+        await ws.send(key)
+
+
+def refused_by_server(exc: BaseException) -> bool:
+    """The handshake failed in a way that means "the server does not trust our certificate"."""
+    if isinstance(exc, UntrustedServer | ssl.SSLCertVerificationError):
+        return False  # we refused the server, not the other way round
+    return isinstance(exc, InvalidMessage | ssl.SSLError)
 
 
 def describe_failure(exc: BaseException, agent_thumbprint: str) -> tuple[str, int]:
@@ -254,40 +356,3 @@ def describe_failure(exc: BaseException, agent_thumbprint: str) -> tuple[str, in
         return f"cannot reach the server ({type(exc).__name__}: {exc})", logging.WARNING
     log.error("unexpected polling failure", exc_info=exc)
     return f"unexpected failure ({type(exc).__name__}: {exc})", logging.ERROR
-
-
-async def run_agent(paths: AgentPaths, settings: PollingSettings | None = None) -> None:
-    """`cephalo-agent run`: recover the journal, poll until SIGTERM/SIGINT, then just exit.
-
-    Scripts are not killed on the way out; their journals say Running, and the next start
-    adopts them if they are still alive or records their outcome as unknown (-2).
-    """
-    config = load_config(paths)
-    scripts = ScriptService.for_paths(paths)
-    client = PollingClient.from_config(paths, config, AgentService(scripts), settings)
-    recovered = await scripts.recover()
-    if recovered:
-        log.info("recovered %d unfinished ticket(s) from the journal", len(recovered))
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    signals = (signal.SIGTERM, signal.SIGINT)
-    for signum in signals:
-        loop.add_signal_handler(signum, stop.set)
-    log.info(
-        "agent %s (%s) polling %s", config.machine_name, config.machine_id, config.polling_endpoint
-    )
-    runner = asyncio.create_task(client.run_forever())
-    stopper = asyncio.create_task(stop.wait())
-    try:
-        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (runner, stopper):
-            task.cancel()
-        await asyncio.gather(runner, stopper, return_exceptions=True)
-        for signum in signals:
-            loop.remove_signal_handler(signum)
-        await client.aclose()
-        await scripts.aclose()
-    if runner in done:
-        runner.result()  # run_forever only ends by raising; surface it
-    log.info("agent stopped")

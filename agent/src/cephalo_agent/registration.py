@@ -9,10 +9,12 @@ it loudly so the thumbprint can be checked out of band.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -23,6 +25,7 @@ from cephalo_agent.config import (
     load_config,
     save_config,
 )
+from cephalo_common.agent_protocol import DEFAULT_LISTENING_PORT
 from cephalo_common.security.tls import thumbprint, thumbprints_equal, write_identity
 
 if TYPE_CHECKING:
@@ -37,10 +40,7 @@ EXIT_UNTRUSTED = 4
 
 API_KEY_HEADER = "X-Cephalo-Api-Key"
 IDENTITY_NAME = "cephalo-agent"
-LISTENING_NOT_YET = (
-    "listening mode is not available yet: it arrives with the agent-gateway work (issue 6); "
-    "use --mode polling"
-)
+MODES = ("polling", "listening")
 _THUMBPRINT = re.compile(r"[0-9A-F]{64}")
 
 
@@ -53,7 +53,7 @@ class RegistrationError(Exception):
 
 
 class RegistrationResponse(BaseModel):
-    """The 201 body of `POST /api/v1/spaces/{space}/machines/register`."""
+    """The 201 body of `POST /api/v1/spaces/{space}/{machines|workers}/register`."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -106,6 +106,25 @@ def pin_server(paths: AgentPaths, server_thumbprint: str | None) -> AgentConfig:
     return config
 
 
+def listening_address(listening_url: str | None, listen_port: int | None) -> tuple[str, int]:
+    """The URL the server dials and the port to bind: each defaults from the other."""
+    if listening_url is None:
+        port = listen_port or DEFAULT_LISTENING_PORT
+        return f"https://{socket.getfqdn()}:{port}", port
+    parts = urlsplit(listening_url)
+    if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/"):
+        raise RegistrationError(
+            f"--listen-url must look like https://host:{DEFAULT_LISTENING_PORT}, "
+            f"not {listening_url!r}",
+            EXIT_USAGE,
+        )
+    try:
+        url_port = parts.port or 443
+    except ValueError as exc:
+        raise RegistrationError(f"invalid port in {listening_url!r}", EXIT_USAGE) from exc
+    return listening_url.rstrip("/"), listen_port or url_port
+
+
 def register(
     paths: AgentPaths,
     *,
@@ -117,12 +136,23 @@ def register(
     mode: str = "polling",
     api_key: str | None = None,
     timeout: float = 30.0,
+    listening_url: str | None = None,
+    listen_host: str = "0.0.0.0",
+    listen_port: int | None = None,
+    worker_pools: list[str] | None = None,
 ) -> RegistrationResult:
-    """Register this agent as a deployment target and pin the server certificate it returns."""
+    """Register this agent as a deployment target (or, with `worker_pools`, as a worker) and
+    pin the server certificate it returns.
+
+    Polling agents dial the server; listening agents are dialled at `listening_url` and bind
+    `listen_host:listen_port` when they run.
+    """
+    if mode not in MODES:
+        raise RegistrationError(f"unknown mode {mode!r}; use polling or listening", EXIT_USAGE)
+    listening = None
     if mode == "listening":
-        raise RegistrationError(LISTENING_NOT_YET, EXIT_USAGE)
-    if mode != "polling":
-        raise RegistrationError(f"unknown mode {mode!r}; use polling", EXIT_USAGE)
+        listening = listening_address(listening_url, listen_port)
+    kind = "worker" if worker_pools else "target"
     config = load_config(paths)
     if config.registered:
         raise RegistrationError(
@@ -131,14 +161,20 @@ def register(
         )
     agent_thumbprint = ensure_identity(paths)
     base = server_url.rstrip("/")
-    url = f"{base}/api/v1/spaces/{quote(space, safe='')}/machines/register"
-    body = {
+    collection = "workers" if kind == "worker" else "machines"
+    url = f"{base}/api/v1/spaces/{quote(space, safe='')}/{collection}/register"
+    body: dict[str, Any] = {
         "name": name,
         "certificate_pem": paths.certificate.read_text(),
-        "environments": environments,
-        "roles": roles,
         "mode": mode,
     }
+    if kind == "worker":
+        body["worker_pools"] = worker_pools
+    else:
+        body["environments"] = environments
+        body["roles"] = roles
+    if listening is not None:
+        body["listening_url"] = listening[0]
     with _client(api_key, timeout) as client:
         response = _call(client, "POST", url, body)
         _raise_for_problem(response, "registration")
@@ -147,13 +183,13 @@ def register(
             actual = thumbprint(reply.server_certificate_pem)
         except (ValidationError, ValueError) as exc:
             raise RegistrationError(f"the server's registration reply is invalid: {exc}") from exc
-        machine_url = f"{base}/api/v1/spaces/{quote(space, safe='')}/machines/"
+        machine_url = f"{base}/api/v1/spaces/{quote(space, safe='')}/{collection}/"
         machine_url += quote(reply.id, safe="")
         problem = _trust_problem(config, reply, actual, agent_thumbprint)
         if problem is not None:
             _undo(client, machine_url)
             raise RegistrationError(problem, EXIT_UNTRUSTED)
-        if not reply.polling_endpoint:
+        if mode == "polling" and not reply.polling_endpoint:
             _undo(client, machine_url)
             raise RegistrationError("the server did not return a polling endpoint")
     atomic_write(paths.server_certificate, reply.server_certificate_pem.encode(), mode=0o644)
@@ -165,7 +201,11 @@ def register(
             "machine_name": reply.name,
             "server_thumbprint": actual,
             "mode": mode,
-            "polling_endpoint": reply.polling_endpoint,
+            "polling_endpoint": reply.polling_endpoint if mode == "polling" else None,
+            "listening_url": listening[0] if listening else None,
+            "listen_host": listen_host,
+            "listen_port": listening[1] if listening else None,
+            "kind": kind,
         }
     )
     save_config(paths, new_config)
@@ -188,17 +228,53 @@ def deregister(paths: AgentPaths, *, api_key: str | None = None, timeout: float 
         raise RegistrationError("this agent is not registered")
     assert config.machine_id is not None
     space, machine = quote(config.space, safe=""), quote(config.machine_id, safe="")
-    url = f"{config.server_url}/api/v1/spaces/{space}/machines/{machine}"
+    collection = "workers" if config.kind == "worker" else "machines"
+    url = f"{config.server_url}/api/v1/spaces/{space}/{collection}/{machine}"
     with _client(api_key, timeout) as client:
         response = _call(client, "DELETE", url)
     known = response.status_code != 404
     if known:
         _raise_for_problem(response, "deregistration")
     cleared = dict.fromkeys(
-        ("server_url", "space", "machine_id", "machine_name", "mode", "polling_endpoint")
+        (
+            "server_url",
+            "space",
+            "machine_id",
+            "machine_name",
+            "mode",
+            "polling_endpoint",
+            "listening_url",
+            "listen_port",
+        )
     )
     save_config(paths, config.model_copy(update=cleared))
     return known
+
+
+async def introduce(paths: AgentPaths, config: AgentConfig, *, timeout: float = 10.0) -> None:
+    """Ask the server to list this certificate as a pending registration (it refused us).
+
+    An operator compares the thumbprint with `show-thumbprint` and approves it, which makes
+    this agent a machine again; until then every connection is refused.
+    """
+    import httpx
+
+    if config.server_url is None or config.space is None:
+        raise RegistrationError("this agent has never registered: it knows no server")
+    url = f"{config.server_url}/api/v1/spaces/{quote(config.space, safe='')}/machines/pending"
+    body = {
+        "name": config.machine_name or socket.gethostname(),
+        "certificate_pem": paths.certificate.read_text(),
+        "mode": config.mode or "polling",
+        "kind": config.kind,
+        "listening_url": config.listening_url,
+    }
+    api_key = os.environ.get("CEPHALO_API_KEY")
+    headers = {API_KEY_HEADER: api_key} if api_key else {}
+    async with httpx.AsyncClient(timeout=timeout, headers=headers) as client:
+        response = await client.post(url, json=body)
+    if response.status_code not in (200, 201, 202):
+        raise RegistrationError(f"the server answered HTTP {response.status_code}")
 
 
 def _trust_problem(

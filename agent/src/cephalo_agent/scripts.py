@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cephalo_agent.config import AgentPaths, atomic_write
+from cephalo_agent.isolation import NamedMutexes
 from cephalo_agent.journal import (
     EXIT_CODE_FILE,
     TicketJournal,
@@ -38,8 +39,10 @@ from cephalo_agent.journal import (
 )
 from cephalo_agent.processes import group_alive, process_identity, signal_group
 from cephalo_common.agent_protocol import (
+    ExitCodes,
     LogSource,
     ProcessState,
+    ScriptIsolation,
     ScriptStatusResponse,
     ScriptSyntax,
     ScriptTicketRequest,
@@ -48,10 +51,11 @@ from cephalo_common.agent_protocol import (
 
 log = logging.getLogger(__name__)
 
-EXIT_CANCELLED = -1
-EXIT_AGENT_RESTARTED = -2
-EXIT_TIMED_OUT = -3
-EXIT_FAILED_TO_START = -4
+EXIT_CANCELLED = ExitCodes.CANCELLED
+EXIT_AGENT_RESTARTED = ExitCodes.OUTCOME_UNKNOWN
+EXIT_TIMED_OUT = ExitCodes.TIMED_OUT
+EXIT_FAILED_TO_START = ExitCodes.FAILED_TO_START
+EXIT_ISOLATION_TIMEOUT = ExitCodes.ISOLATION_TIMEOUT
 
 MASK = "********"
 VARIABLES_FILE = "variables.json"
@@ -123,7 +127,9 @@ class _Run:
     end_reason: _EndReason | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    abort: asyncio.Event = field(default_factory=asyncio.Event)  # stops a wait for the mutex
     task: asyncio.Task[None] | None = None
+    mutex: str | None = None  # the isolation mutex this run holds
 
     @property
     def ticket(self) -> str:
@@ -156,6 +162,7 @@ class ScriptService:
         self.settings = settings or ScriptSettings()
         self._active: dict[str, _Run] = {}
         self._completed: collections.OrderedDict[str, _Run] = collections.OrderedDict()
+        self.mutexes = NamedMutexes()
         for directory in (tickets_dir, work_dir):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
@@ -192,6 +199,7 @@ class ScriptService:
         if not run.done.is_set():
             if run.end_reason is None:
                 run.end_reason = _EndReason.CANCELLED
+            run.abort.set()
             await self._kill(run)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(run.done.wait(), self.settings.cancel_wait_seconds)
@@ -266,6 +274,9 @@ class ScriptService:
         """A ticket left unfinished by an earlier agent run: adopt its process or give up on it."""
         if run.pgid is not None and run.alive():
             log.warning("script %s outlived an agent restart; watching it", run.ticket)
+            mutex = run.journal.state.isolation_mutex
+            if mutex is not None and self.mutexes.take(mutex, run.ticket):
+                run.mutex = mutex
             run.journal.append(LogSource.STDERR, ADOPTED_MESSAGE)
             run.task = asyncio.create_task(self._watch_orphan(run), name=run.ticket)
         else:
@@ -273,6 +284,8 @@ class ScriptService:
             self._finish(run, EXIT_AGENT_RESTARTED, RESTARTED_MESSAGE)
 
     async def _execute(self, run: _Run, command: StartScriptCommand) -> None:
+        if command.isolation is ScriptIsolation.FULL and not await self._isolate(run, command):
+            return
         try:
             process = await self._spawn(run, command)
         except Exception as exc:
@@ -297,6 +310,38 @@ class ScriptService:
             log.exception("lost track of script %s", run.ticket)
             signal_group(process.pid, signal.SIGKILL)
             self._finish(run, EXIT_AGENT_RESTARTED, f"The agent lost track of the script: {exc}")
+
+    async def _isolate(self, run: _Run, command: StartScriptCommand) -> bool:
+        """Wait for the isolation mutex; False once the run was finished instead (-1 or -5).
+
+        `start_script` answers (Pending) as soon as the wait begins, so the server's call never
+        waits for another script.
+        """
+        name = command.isolation_mutex_name
+        run.journal.state.isolation_mutex = name
+        run.journal.save_state()
+        holder = self.mutexes.holder(name)
+        if holder is not None:
+            run.journal.append(
+                LogSource.STDOUT,
+                f"Waiting for the script isolation mutex {name!r}, held by script {holder}.",
+            )
+        run.started.set()
+        timeout = command.isolation_mutex_timeout_seconds
+        acquired = await self.mutexes.acquire(name, run.ticket, timeout, run.abort)
+        if acquired:
+            run.mutex = name
+        if run.end_reason is _EndReason.CANCELLED:
+            self._finish(run, EXIT_CANCELLED, CANCELLED_MESSAGE)
+            return False
+        if not acquired:
+            message = (
+                f"The script did not start: the isolation mutex {name!r} was not free "
+                f"within {timeout:g} seconds."
+            )
+            self._finish(run, EXIT_ISOLATION_TIMEOUT, message)
+            return False
+        return True
 
     async def _spawn(self, run: _Run, command: StartScriptCommand) -> asyncio.subprocess.Process:
         work = self.work_dir / run.ticket
@@ -415,6 +460,9 @@ class ScriptService:
         if message is not None:
             run.journal.append(LogSource.STDERR, message)
         run.journal.complete(exit_code)
+        if run.mutex is not None:
+            self.mutexes.release(run.mutex, run.ticket)
+            run.mutex = None
         with contextlib.suppress(OSError):
             (self.work_dir / run.ticket / VARIABLES_FILE).unlink(missing_ok=True)
         run.done.set()

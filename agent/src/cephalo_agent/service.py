@@ -23,11 +23,16 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from cephalo_agent import agent_version
+from cephalo_agent.files import FileTransferService, InvalidPath, StreamMismatch
 from cephalo_agent.journal import InvalidTicket
 from cephalo_agent.scripts import ScriptService, ScriptStillRunning, UnknownTicket
 from cephalo_common.agent_protocol import (
     CONTRACT_VERSION,
+    FILE_TRANSFER_FEATURE,
+    ISOLATION_FEATURE,
     Capabilities,
+    DownloadFileRequest,
+    FileMethods,
     RemoteError,
     RequestMessage,
     ResponseMessage,
@@ -36,6 +41,7 @@ from cephalo_common.agent_protocol import (
     ScriptTicketRequest,
     Services,
     StartScriptCommand,
+    UploadFileCommand,
 )
 
 log = logging.getLogger(__name__)
@@ -43,7 +49,15 @@ log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], Awaitable[BaseModel]]
 _M = TypeVar("_M", bound=BaseModel)
 # Refusals the caller caused: logged briefly, without a traceback.
-_EXPECTED = (UnknownTicket, InvalidTicket, ScriptStillRunning, ValueError)
+_EXPECTED = (
+    UnknownTicket,
+    InvalidTicket,
+    ScriptStillRunning,
+    ValueError,
+    InvalidPath,
+    StreamMismatch,
+    FileNotFoundError,
+)
 
 
 class RpcError(Exception):
@@ -57,6 +71,9 @@ class RpcError(Exception):
 class CapabilitiesService:
     """Tells the server which contract versions and script syntaxes this agent supports."""
 
+    def __init__(self, *, file_transfer: bool = False) -> None:
+        self.file_transfer = file_transfer
+
     def get_capabilities(self) -> Capabilities:
         shells = [
             syntax.value
@@ -68,7 +85,11 @@ class CapabilitiesService:
         ]
         shells.append(ScriptSyntax.PYTHON.value)
         return Capabilities(
-            contract_versions=[CONTRACT_VERSION],
+            contract_versions=[
+                CONTRACT_VERSION,
+                ISOLATION_FEATURE,
+                *([FILE_TRANSFER_FEATURE] if self.file_transfer else []),
+            ],
             agent_version=agent_version(),
             os=f"{platform.system()} {platform.release()}".strip(),
             shells=shells,
@@ -76,13 +97,17 @@ class CapabilitiesService:
 
 
 class AgentService:
-    """The agent's RPC surface: `CapabilitiesService` and `ScriptService`."""
+    """The agent's RPC surface: `CapabilitiesService`, `ScriptService`, `FileTransferService`."""
 
     def __init__(
-        self, scripts: ScriptService, capabilities: CapabilitiesService | None = None
+        self,
+        scripts: ScriptService,
+        capabilities: CapabilitiesService | None = None,
+        files: FileTransferService | None = None,
     ) -> None:
         self.scripts = scripts
-        self.capabilities = capabilities or CapabilitiesService()
+        self.files = files
+        self.capabilities = capabilities or CapabilitiesService(file_transfer=files is not None)
         self._handlers: dict[tuple[str, str], Handler] = {
             (Services.CAPABILITIES, "get_capabilities"): self._get_capabilities,
             (Services.SCRIPT, ScriptMethods.START): self._start_script,
@@ -90,6 +115,9 @@ class AgentService:
             (Services.SCRIPT, ScriptMethods.CANCEL): self._ticket_call(scripts.cancel_script),
             (Services.SCRIPT, ScriptMethods.COMPLETE): self._ticket_call(scripts.complete_script),
         }
+        if files is not None:
+            self._handlers[(Services.FILE_TRANSFER, FileMethods.UPLOAD)] = self._upload_file
+            self._handlers[(Services.FILE_TRANSFER, FileMethods.DOWNLOAD)] = self._download_file
 
     async def handle(self, request: RequestMessage) -> ResponseMessage:
         """Run one request; always returns a response (cancellation aside)."""
@@ -124,6 +152,14 @@ class AgentService:
 
     async def _start_script(self, params: dict[str, Any]) -> BaseModel:
         return await self.scripts.start_script(_parse(StartScriptCommand, params))
+
+    async def _upload_file(self, params: dict[str, Any]) -> BaseModel:
+        assert self.files is not None
+        return await self.files.upload_file(_parse(UploadFileCommand, params))
+
+    async def _download_file(self, params: dict[str, Any]) -> BaseModel:
+        assert self.files is not None
+        return await self.files.download_file(_parse(DownloadFileRequest, params))
 
     @staticmethod
     def _ticket_call(method: Callable[[ScriptTicketRequest], Awaitable[BaseModel]]) -> Handler:

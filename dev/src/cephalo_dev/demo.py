@@ -93,8 +93,25 @@ async def deploy_and_wait(
     )
     async with asyncio.timeout(timeout):
         task = await _wait_for_task(api, deployment["id"])
-    log = await api.call("GET", f"/tasks/{task['id']}/log")
-    return DeploymentOutcome(deployment_id=deployment["id"], task=task, log=_lines(log))
+    log = await _settled_log(api, str(task["id"]))
+    return DeploymentOutcome(deployment_id=deployment["id"], task=task, log=log)
+
+
+async def _settled_log(
+    api: Api, task_id: str, quiet: float = 1.0, limit: float = 5.0
+) -> list[dict[str, Any]]:
+    """The task log once it stops growing: a step's last lines may land just after the
+    task turned terminal (logs and verdicts are consumed apart)."""
+    lines = _lines(await api.call("GET", f"/tasks/{task_id}/log"))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while loop.time() < deadline:
+        await asyncio.sleep(quiet)
+        again = _lines(await api.call("GET", f"/tasks/{task_id}/log"))
+        if len(again) == len(lines):
+            break
+        lines = again
+    return lines
 
 
 async def _wait_for_task(api: Api, deployment_id: str) -> dict[str, Any]:

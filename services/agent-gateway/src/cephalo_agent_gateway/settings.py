@@ -6,6 +6,8 @@ table refers to these names.
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 from pydantic import Field, model_validator
@@ -55,6 +57,75 @@ class AgentGatewaySettings(ServiceSettings):
         20.0, gt=0, description="A connection whose ping goes unanswered this long is dropped."
     )
     polling_max_message_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    polling_backlog: int = Field(
+        1024,
+        ge=1,
+        description="Pending TCP connections the polling port queues (a reconnecting fleet "
+        "arrives at once; the kernel's somaxconn caps it).",
+    )
+    polling_max_connections_per_thumbprint: int = Field(
+        4,
+        ge=1,
+        description="TLS connections one agent certificate may hold open on the polling port; "
+        "more are dropped right after the handshake, before any lookup.",
+    )
+    listening_connect_timeout_seconds: float = Field(
+        10.0, gt=0, description="Listening agents: TCP + TLS connect timeout for each dial."
+    )
+    listening_keepalive_seconds: float = Field(
+        30.0, gt=0, description="Listening agents: an idle pooled connection is closed after this."
+    )
+    listening_max_connections_per_machine: int = Field(
+        4, ge=1, description="Listening agents: concurrent connections to one agent."
+    )
+    replica_name: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        description="This replica's name in run leases and routed calls (unique per process).",
+    )
+    route_heartbeat_seconds: float = Field(
+        2.0, gt=0, description="A replica serving a routed call for a peer heartbeats this often."
+    )
+    route_peer_timeout_seconds: float = Field(
+        6.0,
+        gt=0,
+        description="A routed call fails (ConnectionLost) after this long without a heartbeat.",
+    )
+    route_probe_seconds: float = Field(
+        1.0, gt=0, description="While waiting for a polling machine, ask peers this often."
+    )
+    trust_reload_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Reload certificates registered through other replicas (also on NATS news).",
+    )
+    run_lease_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A replica's claim on a script run; a dead replica's runs move after this.",
+    )
+    run_heartbeat_seconds: float = Field(
+        2.0, gt=0, description="Renew run leases and pick up cancellations this often."
+    )
+    capabilities_cache_seconds: float = Field(
+        60.0, ge=0, description="How long an agent's capabilities answer is reused."
+    )
+    script_isolation_mutex_timeout_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="A deployment step waits this long for the target's isolation mutex.",
+    )
+    health_scan_seconds: float = Field(
+        10.0, gt=0, description="How often due health checks are looked for."
+    )
+    health_max_concurrency: int = Field(
+        50, ge=1, description="Health checks running at once in this replica."
+    )
+    health_history_limit: int = Field(
+        100, ge=1, description="Health check results kept per machine."
+    )
+    max_pending_registrations_per_space: int = Field(
+        1000, ge=1, description="Unapproved agents remembered per space (oldest are dropped)."
+    )
 
     @model_validator(mode="after")
     def _derive_polling_endpoint(self) -> AgentGatewaySettings:

@@ -15,6 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 CONTRACT_VERSION = "script/v1"
 POLLING_PATH = "/poll"
+# Listening mode: the server POSTs one RequestMessage (JSON) here and reads the ResponseMessage.
+LISTENING_PATH = "/rpc"
+DEFAULT_LISTENING_PORT = 10933
+DEFAULT_POLLING_PORT = 10943
+# Optional features an agent lists beside `CONTRACT_VERSION` in `contract_versions`; a server
+# uses a feature's fields only when the agent advertises it, so old agents keep working.
+ISOLATION_FEATURE = "script-isolation/v1"
+FILE_TRANSFER_FEATURE = "file-transfer/v1"
 
 
 class WireModel(BaseModel):
@@ -42,6 +50,7 @@ class ResponseMessage(WireModel):
 class Services(StrEnum):
     CAPABILITIES = "CapabilitiesService"
     SCRIPT = "ScriptService"
+    FILE_TRANSFER = "FileTransferService"
 
 
 class ScriptMethods(StrEnum):
@@ -49,6 +58,21 @@ class ScriptMethods(StrEnum):
     GET_STATUS = "get_status"
     CANCEL = "cancel_script"
     COMPLETE = "complete_script"
+
+
+class FileMethods(StrEnum):
+    UPLOAD = "upload_file"
+    DOWNLOAD = "download_file"
+
+
+class ExitCodes:
+    """Exit codes the agent chooses when the script's own code is not the answer."""
+
+    CANCELLED = -1
+    OUTCOME_UNKNOWN = -2  # the agent restarted or lost track; the script may or may not have run
+    TIMED_OUT = -3
+    FAILED_TO_START = -4
+    ISOLATION_TIMEOUT = -5  # never started: the isolation mutex was not free in time
 
 
 class Capabilities(WireModel):
@@ -82,8 +106,22 @@ class ProcessOutput(WireModel):
     time: str
 
 
+class ScriptIsolation(StrEnum):
+    """FullIsolation: one script at a time per mutex name (deployment steps on a target).
+    NoIsolation: never waits (health checks, workers)."""
+
+    FULL = "FullIsolation"
+    NONE = "NoIsolation"
+
+
+DEFAULT_ISOLATION_MUTEX = "RunningScript"
+
+
 class StartScriptCommand(WireModel):
-    """Runs once per ticket: a second start with the same ticket returns the first's status."""
+    """Runs once per ticket: a second start with the same ticket returns the first's status.
+
+    The isolation fields belong to `ISOLATION_FEATURE`: send them only to agents that list it.
+    """
 
     ticket: str
     script_body: str
@@ -91,6 +129,9 @@ class StartScriptCommand(WireModel):
     variables: dict[str, str] = Field(default_factory=dict)
     sensitive_variables: list[str] = Field(default_factory=list)
     timeout_seconds: int | None = None
+    isolation: ScriptIsolation = ScriptIsolation.NONE
+    isolation_mutex_name: str = Field(DEFAULT_ISOLATION_MUTEX, min_length=1, max_length=200)
+    isolation_mutex_timeout_seconds: float | None = Field(None, gt=0)
 
 
 class ScriptTicketRequest(WireModel):
@@ -104,3 +145,33 @@ class ScriptStatusResponse(WireModel):
     exit_code: int | None = None
     logs: list[ProcessOutput] = Field(default_factory=list)
     next_log_sequence: int = 0
+
+
+class StreamRef(WireModel):
+    """A byte stream that travels beside the JSON message, never inside it.
+
+    Polling: binary WebSocket frames `<16-byte stream id><chunk>`, an empty chunk ends it.
+    Listening: the HTTP body of `PUT|GET /streams/<id>` on the agent.
+    """
+
+    id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class UploadFileCommand(WireModel):
+    """Store the stream at `path`, relative to the agent's `files/` directory (atomically)."""
+
+    path: str = Field(min_length=1, max_length=1000)
+    stream: StreamRef
+
+
+class DownloadFileRequest(WireModel):
+    path: str = Field(min_length=1, max_length=1000)
+
+
+class FileTransferResult(WireModel):
+    path: str
+    size: int
+    sha256: str
+    stream: StreamRef | None = None  # set by download_file: the bytes follow as that stream

@@ -40,7 +40,8 @@ class InboxMessage(InboxMixin, Base):
 
 
 class Machine(IdMixin, TimestampMixin, Base):
-    """A deployment target. Its certificate thumbprint is its identity on every connection."""
+    """A deployment target or a worker. Its certificate thumbprint is its identity on every
+    connection; `kind` says which (targets live in environments, workers in worker pools)."""
 
     __tablename__ = "machines"
     __table_args__ = (UniqueConstraint("space_id", "name_key"),)
@@ -56,6 +57,92 @@ class Machine(IdMixin, TimestampMixin, Base):
     is_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     health_status: Mapped[str] = mapped_column(String(30), default="Unknown")
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(20), default="target", server_default="target")
+    uri: Mapped[str | None] = mapped_column(String(500))
+    worker_pool_ids: Mapped[list[str]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    machine_policy_id: Mapped[uuid.UUID | None] = mapped_column()
+    health_message: Mapped[str | None] = mapped_column(Text)
+    health_checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the next health check is due; a replica claims a check by moving it forward.
+    health_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class PendingRegistration(IdMixin, TimestampMixin, Base):
+    """An agent the gateway refused (unknown certificate) that asked to be approved."""
+
+    __tablename__ = "pending_registrations"
+
+    space_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    thumbprint: Mapped[str] = mapped_column(String(64), unique=True)
+    certificate_pem: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20), default="target")
+    mode: Mapped[str] = mapped_column(String(20), default="polling")
+    uri: Mapped[str | None] = mapped_column(String(500))
+    remote_address: Mapped[str | None] = mapped_column(String(100))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WorkerPool(IdMixin, TimestampMixin, Base):
+    __tablename__ = "worker_pools"
+    __table_args__ = (
+        UniqueConstraint("space_id", "name_key"),
+        Index(
+            "ix_worker_pools__one_default",
+            "space_id",
+            unique=True,
+            postgresql_where=text("is_default"),
+        ),
+    )
+
+    space_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200), Computed("lower(name)", persisted=True))
+    description: Mapped[str] = mapped_column(Text, default="")
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class MachinePolicy(IdMixin, TimestampMixin, Base):
+    """How often and how machines are health-checked (after Octopus's machine policies)."""
+
+    __tablename__ = "machine_policies"
+    __table_args__ = (
+        UniqueConstraint("space_id", "name_key"),
+        Index(
+            "ix_machine_policies__one_default",
+            "space_id",
+            unique=True,
+            postgresql_where=text("is_default"),
+        ),
+    )
+
+    space_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200), Computed("lower(name)", persisted=True))
+    description: Mapped[str] = mapped_column(Text, default="")
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    health_check_interval_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    health_check_type: Mapped[str] = mapped_column(String(30), default="OnlyConnectivity")
+    health_check_script: Mapped[str | None] = mapped_column(Text)
+    health_check_syntax: Mapped[str] = mapped_column(String(20), default="bash")
+    health_check_timeout_seconds: Mapped[int] = mapped_column(Integer, default=60)
+
+
+class HealthCheck(IdMixin, TimestampMixin, Base):
+    """One health check result: the history behind a machine's `health_status`."""
+
+    __tablename__ = "health_checks"
+    __table_args__ = (Index("ix_health_checks__machine_id_created_at", "machine_id", "created_at"),)
+
+    space_id: Mapped[uuid.UUID] = mapped_column()
+    machine_id: Mapped[uuid.UUID] = mapped_column()
+    status: Mapped[str] = mapped_column(String(30))
+    previous_status: Mapped[str] = mapped_column(String(30))
+    message: Mapped[str] = mapped_column(Text, default="")
+    duration_ms: Mapped[int] = mapped_column(Integer)
 
 
 class ScriptRun(TimestampMixin, Base):
@@ -88,3 +175,9 @@ class ScriptRun(TimestampMixin, Base):
     causation_id: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Success | Failed | Canceled | TimedOut | Interrupted | Error, once Complete.
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The replica driving the run, and until when its claim holds (renewed while alive).
+    driver: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

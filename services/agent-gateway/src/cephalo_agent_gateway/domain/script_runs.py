@@ -3,35 +3,43 @@
 Crash-safety rests on three facts. The run row (keyed by the dispatch's ticket) is written
 before anything is sent; the agent runs a ticket at most once; and every batch of log lines
 is written to the outbox in the same transaction that advances the run's log cursor. So a
-run can be resumed at any point (new connection, new gateway process) by asking the agent
-for the lines after the cursor: none is lost and none is sent twice.
+run can be resumed at any point (new connection, new gateway process, another replica) by
+asking the agent for the lines after the cursor: none is lost and none is sent twice.
+
+Deployment steps on a target run with `FullIsolation` (one at a time per target, through the
+agent's named mutex); scripts on workers do not wait for each other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cephalo_agent_gateway.db.models import Machine, ScriptRun
-from cephalo_agent_gateway.db.repositories import Repositories
+from cephalo_agent_gateway.db.repositories import TARGET, Repositories
 from cephalo_agent_gateway.domain.scripts import RemoteCallFailed, ScriptClient
-from cephalo_agent_gateway.domain.transport import Transport, TransportError
+from cephalo_agent_gateway.domain.transport import Transport, TransportError, TrustRefused
 from cephalo_agent_gateway.events import publish
 from cephalo_common.agent_protocol import (
     CONTRACT_VERSION,
+    Capabilities,
+    ExitCodes,
     ProcessOutput,
     ProcessState,
+    ScriptIsolation,
     ScriptStatusResponse,
     StartScriptCommand,
 )
 from cephalo_common.contracts import StepDispatchV1, StepFinishedV1, StepLogV1
 from cephalo_common.db.session import unit_of_work
+from cephalo_common.errors import Conflict, NotFound
 from cephalo_common.ids import utc_now
 from cephalo_common.logging import get_logger
 from cephalo_common.messaging.broker import PermanentFailure
@@ -40,6 +48,43 @@ from cephalo_common.messaging.envelope import Envelope
 log = get_logger(__name__)
 MASK = "********"
 MAX_TICKET_LENGTH = 200
+T = TypeVar("T")
+
+
+class Outcome:
+    """How a run ended, as `script_runs.outcome` records it."""
+
+    SUCCESS = "Success"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+    TIMED_OUT = "TimedOut"
+    INTERRUPTED = "Interrupted"
+    ERROR = "Error"  # no exit code: the run could not be carried out
+
+
+_SPECIAL_EXITS: dict[int, tuple[str, str]] = {
+    ExitCodes.CANCELLED: (Outcome.CANCELED, "Canceled"),
+    ExitCodes.OUTCOME_UNKNOWN: (
+        Outcome.INTERRUPTED,
+        "Interrupted: the agent restarted while the script ran; its outcome is unknown",
+    ),
+    ExitCodes.TIMED_OUT: (Outcome.TIMED_OUT, "TimedOut: the script exceeded its timeout"),
+    ExitCodes.FAILED_TO_START: (Outcome.FAILED, "the agent could not start the script"),
+    ExitCodes.ISOLATION_TIMEOUT: (
+        Outcome.FAILED,
+        "the script did not start: another script held the target's isolation mutex too long",
+    ),
+}
+
+
+def outcome_of(exit_code: int | None) -> tuple[str, str | None]:
+    """The outcome of an exit code, and the error line that explains a special one."""
+    if exit_code is None:
+        return Outcome.ERROR, None
+    if exit_code in _SPECIAL_EXITS:
+        outcome, error = _SPECIAL_EXITS[exit_code]
+        return outcome, error
+    return (Outcome.SUCCESS if exit_code == 0 else Outcome.FAILED), None
 
 
 async def record_dispatch(repos: Repositories, envelope: Envelope) -> bool:
@@ -66,6 +111,22 @@ async def record_dispatch(repos: Repositories, envelope: Envelope) -> bool:
             "causation_id": envelope.id,
         }
     )
+
+
+async def get_run(repos: Repositories, space_id: uuid.UUID, ticket: str) -> ScriptRun:
+    run = await repos.script_runs.find_in_space(space_id, ticket)
+    if run is None:
+        raise NotFound(f"script run {ticket} was not found in this space")
+    return run
+
+
+async def request_cancel(repos: Repositories, space_id: uuid.UUID, ticket: str) -> ScriptRun:
+    """Record that the run must be cancelled; its driver (on any replica) acts on it."""
+    run = await get_run(repos, space_id, ticket)
+    if run.state == ProcessState.COMPLETE:
+        raise Conflict(f"script run {ticket} has already finished ({run.outcome})")
+    await repos.script_runs.request_cancel(ticket, utc_now())
+    return run
 
 
 def scrub_secrets(dispatch: dict[str, Any]) -> dict[str, Any]:
@@ -98,10 +159,16 @@ class RunSettings:
     pickup_timeout_seconds: float
     status_poll_seconds: float
     max_log_event_bytes: int = 256 * 1024
+    capabilities_cache_seconds: float = 60.0
+    isolation_mutex_timeout_seconds: float = 3600.0
 
 
 class RunRefused(Exception):
     """A verdict that ends the run without retry (unknown or disabled machine, no support)."""
+
+
+class Cancelled(Exception):
+    """Cancelled before the script started: nothing ran on the agent."""
 
 
 class StaleRun(Exception):
@@ -126,6 +193,40 @@ def describe_seconds(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
+class CapabilitiesCache:
+    """An agent's capabilities, asked once per `ttl` (Tentacle caches them for 10 minutes)."""
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self._ttl = ttl_seconds
+        self._entries: dict[uuid.UUID, tuple[float, Capabilities]] = {}
+
+    async def get(self, client: ScriptClient, machine_id: uuid.UUID) -> Capabilities:
+        now = asyncio.get_running_loop().time()
+        entry = self._entries.get(machine_id)
+        if entry is not None and now - entry[0] < self._ttl:
+            return entry[1]
+        capabilities = await client.get_capabilities()
+        self._entries[machine_id] = (now, capabilities)
+        return capabilities
+
+    def forget(self, machine_id: uuid.UUID) -> None:
+        self._entries.pop(machine_id, None)
+
+
+async def _unless_cancelled(awaitable: Awaitable[T], cancel: asyncio.Event) -> T:
+    """Await `awaitable`, but raise `Cancelled` as soon as `cancel` is set."""
+    work = asyncio.ensure_future(awaitable)
+    stop = asyncio.create_task(cancel.wait())
+    try:
+        await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if not work.done():
+        work.cancel()
+        raise Cancelled
+    return work.result()
+
+
 class ScriptRunDriver:
     """Drives a run to completion; `drive(ticket)` is safe to call again after any crash."""
 
@@ -138,18 +239,26 @@ class ScriptRunDriver:
         self._sessionmaker = sessionmaker
         self._transport = transport
         self._settings = settings
+        self.capabilities = CapabilitiesCache(settings.capabilities_cache_seconds)
 
-    async def drive(self, ticket: str) -> None:
+    async def drive(self, ticket: str, cancel: asyncio.Event | None = None) -> None:
+        """Run to the end; setting `cancel` kills the script (or stops it from starting)."""
+        cancel = cancel or asyncio.Event()
         contact = _Contact()
         while True:
             loaded = await self._load(ticket)
             if loaded is None:
                 return
             run, machine = loaded
+            if run.cancel_requested_at is not None:
+                cancel.set()
             try:
-                await self._attempt(run, _admit(run, machine), contact)
+                await self._attempt(run, _admit(run, machine), contact, cancel)
                 return
-            except RunRefused as refusal:
+            except Cancelled:
+                await self._finish(run, None, "Canceled before the script started")
+                return
+            except (RunRefused, TrustRefused) as refusal:
                 await self._finish(run, None, str(refusal))
                 return
             except RemoteCallFailed as error:
@@ -171,29 +280,59 @@ class ScriptRunDriver:
             machine = await repos.machines.find(run.machine_id)
             return run, machine
 
-    async def _attempt(self, run: ScriptRun, machine: Machine, contact: _Contact) -> None:
+    async def _attempt(
+        self, run: ScriptRun, machine: Machine, contact: _Contact, cancel: asyncio.Event
+    ) -> None:
         """Start (if not yet started), follow the log to Complete, complete, finish."""
         budget = self._settings.pickup_timeout_seconds
-        if not await self._transport.wait_until_connected(machine.id, contact.remaining(budget)):
+        pending = run.state == ProcessState.PENDING
+        if pending and cancel.is_set():
+            raise Cancelled
+        waiting = self._transport.wait_until_connected(machine.id, contact.remaining(budget))
+        reachable = await (_unless_cancelled(waiting, cancel) if pending else waiting)
+        if not reachable:
             raise RunRefused(_unreachable(run, machine.name, budget))
         client = ScriptClient(self._transport, machine.id)
         status: ScriptStatusResponse | None = None
-        if run.state == ProcessState.PENDING:
+        if pending:
             dispatch = StepDispatchV1.model_validate(run.dispatch)
-            await _check_capabilities(client, machine.name, dispatch)
-            status = await client.start_script(_command(dispatch))
+            capabilities = await self.capabilities.get(client, machine.id)
+            _check_capabilities(capabilities, machine.name, dispatch)
+            command = self._command(dispatch, machine)
+            status = await client.start_script(command, capabilities)
             contact.touch()
             await self._mark_running(run)
+        cancel_sent = False
         while status is None or not await self._absorb(run, status):
+            if cancel.is_set() and not cancel_sent:
+                status = await client.cancel_script(run.ticket, run.last_log_sequence)
+                cancel_sent = True
+                contact.touch()
+                continue
             if status is not None:
-                await asyncio.sleep(self._settings.status_poll_seconds)
+                await _pause(self._settings.status_poll_seconds, cancel, cancel_sent)
             status = await client.get_status(run.ticket, run.last_log_sequence)
             contact.touch()
         try:
             await client.complete_script(run.ticket, run.last_log_sequence)
         except RemoteCallFailed as error:
             log.warning("complete_script failed; the agent keeps its work files", error=str(error))
-        await self._finish(run, status.exit_code, None)
+        _, explanation = outcome_of(status.exit_code)
+        await self._finish(run, status.exit_code, explanation)
+
+    def _command(self, dispatch: StepDispatchV1, machine: Machine) -> StartScriptCommand:
+        """Deployment steps on a target are isolated; scripts on workers are not."""
+        isolation = ScriptIsolation.FULL if machine.kind == TARGET else ScriptIsolation.NONE
+        return StartScriptCommand(
+            ticket=dispatch.ticket,
+            script_body=dispatch.script_body,
+            syntax=dispatch.syntax,
+            variables=dispatch.variables,
+            sensitive_variables=dispatch.sensitive_variables,
+            timeout_seconds=dispatch.timeout_seconds,
+            isolation=isolation,
+            isolation_mutex_timeout_seconds=self._settings.isolation_mutex_timeout_seconds,
+        )
 
     async def _mark_running(self, run: ScriptRun) -> None:
         async with unit_of_work(self._sessionmaker) as session:
@@ -234,12 +373,16 @@ class ScriptRunDriver:
 
     async def _finish(self, run: ScriptRun, exit_code: int | None, error: str | None) -> None:
         """Mark the run Complete and announce `step.finished`, once, in one transaction."""
+        outcome, _ = outcome_of(exit_code)
+        if exit_code is None and error is not None and error.startswith("Canceled"):
+            outcome = Outcome.CANCELED
         async with unit_of_work(self._sessionmaker) as session:
             repos = Repositories(session)
             finished = await repos.script_runs.finish(
                 run.ticket,
                 exit_code=exit_code,
                 error=error,
+                outcome=outcome,
                 dispatch=scrub_secrets(run.dispatch),
                 finished_at=utc_now(),
             )
@@ -257,8 +400,17 @@ class ScriptRunDriver:
                     ),
                 )
         if error is not None:
-            log.warning("script run failed", ticket=run.ticket, error=error)
+            log.warning("script run ended", ticket=run.ticket, outcome=outcome, error=error)
         run.state = ProcessState.COMPLETE.value
+
+
+async def _pause(seconds: float, cancel: asyncio.Event, cancel_sent: bool) -> None:
+    """Sleep between two status calls; a new cancellation ends the pause at once."""
+    if cancel_sent:
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(cancel.wait(), seconds)
 
 
 def _admit(run: ScriptRun, machine: Machine | None) -> Machine:
@@ -270,19 +422,7 @@ def _admit(run: ScriptRun, machine: Machine | None) -> Machine:
     return machine
 
 
-def _command(dispatch: StepDispatchV1) -> StartScriptCommand:
-    return StartScriptCommand(
-        ticket=dispatch.ticket,
-        script_body=dispatch.script_body,
-        syntax=dispatch.syntax,
-        variables=dispatch.variables,
-        sensitive_variables=dispatch.sensitive_variables,
-        timeout_seconds=dispatch.timeout_seconds,
-    )
-
-
-async def _check_capabilities(client: ScriptClient, name: str, dispatch: StepDispatchV1) -> None:
-    capabilities = await client.get_capabilities()
+def _check_capabilities(capabilities: Capabilities, name: str, dispatch: StepDispatchV1) -> None:
     if CONTRACT_VERSION not in capabilities.contract_versions:
         supported = ", ".join(capabilities.contract_versions) or "none"
         raise RunRefused(

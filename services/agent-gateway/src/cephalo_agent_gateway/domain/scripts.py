@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from cephalo_agent_gateway.domain.transport import Transport
 from cephalo_common.agent_protocol import (
+    ISOLATION_FEATURE,
     Capabilities,
     RequestMessage,
     ScriptMethods,
@@ -20,6 +21,7 @@ from cephalo_common.agent_protocol import (
 from cephalo_common.ids import uuid7
 
 Result = TypeVar("Result", bound=BaseModel)
+_ISOLATION_FIELDS = {"isolation", "isolation_mutex_name", "isolation_mutex_timeout_seconds"}
 
 
 class RemoteCallFailed(Exception):
@@ -42,8 +44,13 @@ class ScriptClient:
     async def get_capabilities(self) -> Capabilities:
         return await self._call(Services.CAPABILITIES, "get_capabilities", {}, Capabilities)
 
-    async def start_script(self, command: StartScriptCommand) -> ScriptStatusResponse:
-        return await self._script(ScriptMethods.START, command)
+    async def start_script(
+        self, command: StartScriptCommand, capabilities: Capabilities | None = None
+    ) -> ScriptStatusResponse:
+        """Start the script; isolation fields go only to agents that advertise the feature."""
+        supported = capabilities is not None and ISOLATION_FEATURE in capabilities.contract_versions
+        params = command.model_dump(mode="json", exclude=None if supported else _ISOLATION_FIELDS)
+        return await self._call(Services.SCRIPT, ScriptMethods.START, params, ScriptStatusResponse)
 
     async def get_status(self, ticket: str, last_log_sequence: int) -> ScriptStatusResponse:
         return await self._script(

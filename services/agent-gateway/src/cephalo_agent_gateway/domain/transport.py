@@ -1,8 +1,11 @@
 """How the gateway calls an agent, whatever carries the call.
 
 The server is always the RPC client. `Transport.invoke(machine, request)` is the same for a
-polling agent (its WebSocket, held by this process) and, later, a listening agent (dialled
-over HTTPS) or a peer replica (routed over `cephalo.agent.req.<machine-id>`).
+polling agent (its WebSocket, held by this replica), a polling agent held by a peer replica
+(routed over `cephalo.agent.req.<machine-id>`) and a listening agent (dialled over HTTPS).
+
+`TransportError`s are worth retrying once the machine is reachable again; `TrustRefused` is
+not: the peer is not who the machine record says it is.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ class ConnectionLost(TransportError):
 
 class RpcTimeout(TransportError):
     """The agent did not answer within `rpc_timeout_seconds`."""
+
+
+class TrustRefused(Exception):
+    """The peer's certificate is not the one registered for the machine: never retried."""
 
 
 class Transport(Protocol):

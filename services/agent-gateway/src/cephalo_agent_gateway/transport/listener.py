@@ -1,16 +1,22 @@
 """The polling listener: agents dial in over a mutual-TLS WebSocket on `polling_port`.
 
 TLS admits only certificates of registered machines (the trust store is loaded from the
-table at start and grows with each registration). After the handshake the client's
-thumbprint is looked up again, so a deleted or disabled machine is refused (close 1008)
-even though OpenSSL cannot forget a certificate it was once told to trust.
+table at start, grows with each registration here, and reloads what other replicas
+registered). After the handshake the client's thumbprint is looked up again, so a deleted or
+disabled machine is refused (close 1008) even though OpenSSL cannot forget a certificate it
+was once told to trust.
+
+Each certificate may hold at most `max_connections_per_thumbprint` TLS connections: more
+are aborted right after the handshake, before any HTTP parsing or database lookup.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import ssl
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from http import HTTPStatus
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,15 +27,18 @@ from cephalo_agent_gateway.db.models import Machine
 from cephalo_agent_gateway.db.repositories import Repositories
 from cephalo_agent_gateway.identity import ServerIdentity
 from cephalo_agent_gateway.transport.polling import ConnectionRegistry, PollingConnection
+from cephalo_agent_gateway.transport.tls import pinned_server_context
 from cephalo_common.agent_protocol import POLLING_PATH
 from cephalo_common.ids import utc_now
 from cephalo_common.logging import get_logger
-from cephalo_common.security.tls import der_thumbprint, server_context, trust
+from cephalo_common.security.tls import der_thumbprint, trust
 
 log = get_logger(__name__)
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 MAX_START_BACKOFF_SECONDS = 10.0
+# Registrations committed late (a slow transaction) are still seen by the next reload.
+TRUST_RELOAD_OVERLAP = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,86 @@ class ListenerOptions:
     ping_interval_seconds: float
     ping_timeout_seconds: float
     max_message_bytes: int
+    max_connections_per_thumbprint: int = 4
+    backlog: int = 1024
+
+
+class TrustStore:
+    """The TLS context of the polling port and the certificates it trusts."""
+
+    def __init__(self, identity: ServerIdentity) -> None:
+        self.context: ssl.SSLContext = pinned_server_context(
+            identity.cert_file, identity.key_file, []
+        )
+        self.thumbprints: set[str] = set()
+        self._watermark: datetime | None = None
+
+    def add(self, certificate_pem: str, thumbprint: str) -> None:
+        if thumbprint not in self.thumbprints:
+            trust(self.context, certificate_pem)
+            self.thumbprints.add(thumbprint)
+
+    async def reload(self, sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+        """Trust certificates registered since the last reload (by any replica)."""
+        since = None if self._watermark is None else self._watermark - TRUST_RELOAD_OVERLAP
+        async with sessionmaker() as session:
+            rows = await Repositories(session).machines.certificates_since(since)
+        added = 0
+        for pem, thumbprint, created_at in rows:
+            if thumbprint not in self.thumbprints:
+                self.add(pem, thumbprint)
+                added += 1
+            if self._watermark is None or created_at > self._watermark:
+                self._watermark = created_at
+        return added
+
+
+class ConnectionGuard:
+    """Counts open TLS connections per client thumbprint and refuses those over the cap."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.open: collections.Counter[str] = collections.Counter()
+        self.refused = 0
+
+    def admit(self, thumbprint: str) -> bool:
+        self.open[thumbprint] += 1
+        if self.open[thumbprint] > self.cap:
+            self.refused += 1
+            return False
+        return True
+
+    def release(self, thumbprint: str) -> None:
+        self.open[thumbprint] -= 1
+        if self.open[thumbprint] <= 0:
+            del self.open[thumbprint]
+
+
+def _guarded_connection(guard: ConnectionGuard) -> type[ServerConnection]:
+    class GuardedConnection(ServerConnection):
+        """Counted from the end of the TLS handshake until the socket is gone."""
+
+        _counted: str | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            ssl_object = transport.get_extra_info("ssl_object")
+            der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+            if not der:
+                return
+            self._counted = der_thumbprint(der)
+            if not guard.admit(self._counted):
+                log.warning("too many connections from one certificate", thumbprint=self._counted)
+                assert isinstance(transport, asyncio.Transport)
+                transport.abort()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._counted is not None:
+                guard.release(self._counted)
+                self._counted = None
+            super().connection_lost(exc)
+
+    return GuardedConnection
 
 
 class PollingListener:
@@ -53,23 +142,28 @@ class PollingListener:
         self._registry = registry
         self._sessionmaker = sessionmaker
         self._options = options
-        self.context: ssl.SSLContext = server_context(identity.cert_file, identity.key_file, [])
+        self.trust_store = TrustStore(identity)
+        self.guard = ConnectionGuard(options.max_connections_per_thumbprint)
         self.serving = asyncio.Event()
         self._server: Server | None = None
 
-    def trust(self, certificate_pem: str) -> None:
+    @property
+    def context(self) -> ssl.SSLContext:
+        return self.trust_store.context
+
+    def trust(self, certificate_pem: str, thumbprint: str) -> None:
         """Admit a newly registered machine's certificate to new handshakes."""
-        trust(self.context, certificate_pem)
+        self.trust_store.add(certificate_pem, thumbprint)
+
+    async def reload_trust(self) -> int:
+        return await self.trust_store.reload(self._sessionmaker)
 
     async def run(self) -> None:
         """Load the trust store and listen; retry while Postgres is down or the port is busy."""
         delay = 0.5
         while self._server is None:
             try:
-                async with self._sessionmaker() as session:
-                    pems = await Repositories(session).machines.certificate_pems()
-                for pem in pems:
-                    self.trust(pem)
+                await self.reload_trust()
                 self._server = await self._serve()
             except Exception as error:  # noqa: BLE001 - keep trying, reported by /readyz
                 log.warning("polling listener not started; retrying", error=str(error))
@@ -93,12 +187,14 @@ class PollingListener:
             o.host,
             o.port,
             ssl=self.context,
+            create_connection=_guarded_connection(self.guard),
             process_request=_only_polling_path,
             compression=None,
             server_header=None,
             ping_interval=o.ping_interval_seconds,
             ping_timeout=o.ping_timeout_seconds,
             max_size=o.max_message_bytes,
+            backlog=o.backlog,
         )
 
     async def _handle(self, websocket: ServerConnection) -> None:

@@ -3,13 +3,23 @@
 A `PollingConnection` is one agent's live WebSocket. We send `RequestMessage` frames and
 read `ResponseMessage` frames, matched by id to a future per call. When the socket drops,
 every pending call fails at once with `ConnectionLost` instead of waiting out its timeout.
+
+File streams travel as binary frames `<16-byte stream id><chunk>` (an empty chunk ends the
+stream): sent before the `upload_file` request that names them, received before the
+`download_file` response that announces them (spooled to a temporary file meanwhile, and
+accepted only while a download is in flight).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import tempfile
 import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
 
 from pydantic import ValidationError
 from websockets.asyncio.server import ServerConnection
@@ -20,6 +30,8 @@ from cephalo_common.agent_protocol import RequestMessage, ResponseMessage
 from cephalo_common.logging import get_logger
 
 log = get_logger(__name__)
+STREAM_ID_BYTES = 16
+STREAM_CHUNK_BYTES = 256 * 1024
 
 
 class PollingConnection:
@@ -32,6 +44,9 @@ class PollingConnection:
         self._pending: dict[str, asyncio.Future[ResponseMessage]] = {}
         self._send_lock = asyncio.Lock()
         self._closed_reason: str | None = None
+        self._downloads = 0
+        self._incoming: dict[str, tuple[BinaryIO, Path]] = {}
+        self._received: dict[str, Path] = {}
 
     @property
     def is_open(self) -> bool:
@@ -56,6 +71,38 @@ class PollingConnection:
         finally:
             self._pending.pop(request.id, None)
 
+    async def send_stream(self, stream_id: str, source: Path) -> None:
+        """The bytes of `source` as binary frames, before the request that names the stream."""
+        if self._closed_reason is not None:
+            raise ConnectionLost(self._closed_reason)
+        key = bytes.fromhex(stream_id)
+        try:
+            with source.open("rb") as handle:
+                while chunk := await asyncio.to_thread(handle.read, STREAM_CHUNK_BYTES):
+                    async with self._send_lock:
+                        await self._websocket.send(key + chunk)
+            async with self._send_lock:
+                await self._websocket.send(key)
+        except ConnectionClosed as error:
+            raise ConnectionLost(f"connection to {self.machine_name} closed: {error}") from error
+
+    async def invoke_download(
+        self, request: RequestMessage, timeout: float, destination: Path
+    ) -> ResponseMessage:
+        """`download_file`: the response announces a stream that arrived just before it."""
+        self._downloads += 1
+        try:
+            response = await self.invoke(request, timeout)
+        finally:
+            self._downloads -= 1
+        stream = (response.result or {}).get("stream")
+        if isinstance(stream, dict):
+            received = self._received.pop(str(stream.get("id")), None)
+            if received is None:
+                raise ConnectionLost(f"{self.machine_name} announced a stream it did not send")
+            os.replace(received, destination)
+        return response
+
     async def serve(self) -> None:
         """Read responses until the socket closes, then fail whatever is still pending."""
         reason = "the connection closed"
@@ -66,6 +113,7 @@ class PollingConnection:
             reason = f"the connection dropped: {error}"
         finally:
             self._fail_pending(f"connection to {self.machine_name} lost ({reason})")
+            self._drop_streams()
 
     async def close(self, code: int, reason: str) -> None:
         self._fail_pending(f"connection to {self.machine_name} closed by the server ({reason})")
@@ -73,6 +121,9 @@ class PollingConnection:
             await self._websocket.close(code, reason)
 
     def _on_frame(self, frame: str | bytes) -> None:
+        if isinstance(frame, bytes):
+            self._on_stream_frame(frame)
+            return
         try:
             response = ResponseMessage.model_validate_json(frame)
         except ValidationError as error:
@@ -90,6 +141,32 @@ class PollingConnection:
             return
         future.set_result(response)
 
+    def _on_stream_frame(self, frame: bytes) -> None:
+        key, chunk = frame[:STREAM_ID_BYTES].hex(), frame[STREAM_ID_BYTES:]
+        entry = self._incoming.get(key)
+        if entry is None:
+            if not self._downloads or len(frame) < STREAM_ID_BYTES:
+                log.warning("ignored an unexpected stream frame", machine=self.machine_name)
+                return
+            fd, name = tempfile.mkstemp(prefix="cephalo-download-")
+            entry = self._incoming[key] = (os.fdopen(fd, "wb"), Path(name))
+        handle, path = entry
+        if chunk:
+            handle.write(chunk)
+            return
+        handle.close()
+        del self._incoming[key]
+        self._received[key] = path
+
+    def _drop_streams(self) -> None:
+        for handle, path in self._incoming.values():
+            handle.close()
+            path.unlink(missing_ok=True)
+        for path in self._received.values():
+            path.unlink(missing_ok=True)
+        self._incoming.clear()
+        self._received.clear()
+
     def _fail_pending(self, reason: str) -> None:
         self._closed_reason = self._closed_reason or reason
         for future in self._pending.values():
@@ -98,12 +175,15 @@ class PollingConnection:
 
 
 class ConnectionRegistry:
-    """machine id → its one live polling connection here; a `Transport` for script runs."""
+    """machine id → its one live polling connection here (the local part of the transport)."""
 
     def __init__(self, *, rpc_timeout_seconds: float) -> None:
+        self.rpc_timeout_seconds = rpc_timeout_seconds
         self._rpc_timeout = rpc_timeout_seconds
         self._connections: dict[uuid.UUID, PollingConnection] = {}
         self._waiters: dict[uuid.UUID, set[asyncio.Future[None]]] = {}
+        # Told the machine id whenever a machine's connection here comes or goes.
+        self.listeners: list[Callable[[uuid.UUID], None]] = []
 
     def attach(self, connection: PollingConnection) -> PollingConnection | None:
         """Make `connection` the machine's current one; returns the one it replaces."""
@@ -112,11 +192,20 @@ class ConnectionRegistry:
         for waiter in self._waiters.pop(connection.machine_id, set()):
             if not waiter.done():
                 waiter.set_result(None)
+        self._notify(connection.machine_id)
         return replaced if replaced is not connection else None
 
     def detach(self, connection: PollingConnection) -> None:
         if self._connections.get(connection.machine_id) is connection:
             del self._connections[connection.machine_id]
+            self._notify(connection.machine_id)
+
+    def machine_ids(self) -> list[uuid.UUID]:
+        return list(self._connections)
+
+    def _notify(self, machine_id: uuid.UUID) -> None:
+        for listener in self.listeners:
+            listener(machine_id)
 
     def get(self, machine_id: uuid.UUID) -> PollingConnection | None:
         connection = self._connections.get(machine_id)
@@ -154,11 +243,14 @@ class ConnectionRegistry:
         """Close the machine's connection (it was deleted or disabled)."""
         connection = self._connections.pop(machine_id, None)
         if connection is not None:
+            self._notify(machine_id)
             await connection.close(1008, reason)
 
     async def close_all(self) -> None:
         connections = list(self._connections.values())
         self._connections.clear()
+        for connection in connections:
+            self._notify(connection.machine_id)
         await asyncio.gather(
             *(c.close(1001, "the gateway is shutting down") for c in connections),
             return_exceptions=True,

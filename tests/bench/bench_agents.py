@@ -1,0 +1,369 @@
+"""`make bench-agents`: thousands of agents against one agent-gateway process.
+
+    .venv/bin/python tests/bench/bench_agents.py [--polling 1000] [--listening 100]
+
+Starts its own PostgreSQL and NATS (the embedded wheels), release-service in this process,
+agent-gateway as a separate process (so its memory is measured alone), and a swarm of real
+agents in this process (`swarm.py`: own certificate, data directory and journal each, real
+mutual TLS). Measures, for N polling agents: registration time, time until all are
+connected, the gateway's idle memory per connection, and the time for a trivial script
+dispatched to every agent to finish everywhere; then the same dispatch for M listening
+agents. Writes the results into the "Agents" section of `docs/benchmarks.md`.
+
+A benchmark, not a test: nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import nats
+from nats.aio.msg import Msg
+from swarm import Swarm  # tests/bench (this script's directory)
+
+from cephalo_common.contracts import STEP_DISPATCH, STEP_FINISHED, StepDispatchV1, StepFinishedV1
+from cephalo_common.db.migrations import upgrade
+from cephalo_common.embedded import EmbeddedNats, EmbeddedPostgres, free_port, wait_for_port
+from cephalo_common.ids import uuid7
+from cephalo_common.messaging.envelope import Envelope, new_envelope
+from cephalo_common.messaging.nats import NatsBroker
+from cephalo_common.settings import NatsSettings
+from cephalo_common.testing import serving
+
+ROOT = Path(__file__).resolve().parents[2]
+SECTION_START = "<!-- bench-agents:start -->"
+SECTION_END = "<!-- bench-agents:end -->"
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+@dataclass
+class Results:
+    lines: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, what: str, value: str) -> None:
+        self.lines.append((what, value))
+        print(f"{what}: {value}", flush=True)
+
+
+@dataclass
+class Stack:
+    work: Path
+    database_url: str
+    nats_url: str
+    release_url: str = ""
+    gateway_url: str = ""
+    polling_port: int = 0
+    gateway: subprocess.Popen[bytes] | None = None
+
+
+@contextlib.asynccontextmanager
+async def stack(work: Path) -> AsyncIterator[Stack]:
+    postgres = EmbeddedPostgres(work / "postgres", free_port(), durable=False)
+    nats_server = EmbeddedNats(work / "nats", free_port())
+    database_url = postgres.start()
+    nats_server.start()
+    running = Stack(work, database_url, nats_server.url)
+    try:
+        await asyncio.to_thread(upgrade, "cephalo_release", database_url)
+        await asyncio.to_thread(upgrade, "cephalo_agent_gateway", database_url)
+        from cephalo_release.app import create_app as create_release_app
+        from cephalo_release.settings import ReleaseSettings
+
+        release = create_release_app(
+            ReleaseSettings(
+                database={"url": database_url},
+                nats={"url": nats_server.url},
+                run_workers=False,
+                log_level="WARNING",
+            )
+        )
+        async with serving(release, lifespan="on") as release_url:
+            running.release_url = release_url
+            start_gateway(running)
+            try:
+                yield running
+            finally:
+                stop_gateway(running)
+    finally:
+        nats_server.stop()
+        postgres.stop()
+
+
+def start_gateway(running: Stack) -> None:
+    port, polling_port = free_port(), free_port()
+    prefix = "CEPHALO_AGENT_GATEWAY_"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CEPHALO_")}
+    env.update(
+        {
+            f"{prefix}PORT": str(port),
+            f"{prefix}POLLING_PORT": str(polling_port),
+            f"{prefix}DATA_DIR": str(running.work / "gateway"),
+            f"{prefix}DATABASE__URL": running.database_url,
+            f"{prefix}NATS__URL": running.nats_url,
+            f"{prefix}RELEASE_SERVICE_URL": running.release_url,
+            f"{prefix}HEALTH_SCAN_SECONDS": "3600",
+            f"{prefix}LOG_LEVEL": "WARNING",
+        }
+    )
+    log = (running.work / "agent-gateway.log").open("ab")
+    running.gateway = subprocess.Popen(
+        [sys.executable, "-m", "cephalo_agent_gateway", "api"],
+        env=env,
+        stdout=log,
+        stderr=log,
+        preexec_fn=raise_fd_limit,
+    )
+    running.gateway_url = f"http://127.0.0.1:{port}"
+    running.polling_port = polling_port
+    wait_for_port(port, timeout=60)
+
+
+def stop_gateway(running: Stack) -> None:
+    if running.gateway is not None:
+        running.gateway.terminate()
+        try:
+            running.gateway.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            running.gateway.kill()
+
+
+async def wait_ready(http: httpx.AsyncClient) -> None:
+    async with asyncio.timeout(60):
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get("/readyz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+
+
+async def create_space(release_url: str) -> str:
+    async with httpx.AsyncClient(base_url=release_url, timeout=30) as http:
+        slug = f"bench-{uuid7().hex[-8:]}"
+        space = (await http.post("/api/v1/spaces", json={"name": slug, "slug": slug})).json()
+        response = await http.post(
+            f"/api/v1/spaces/{space['id']}/environments", json={"name": "Production"}
+        )
+        response.raise_for_status()
+        return str(space["id"])
+
+
+async def dispatch_to_all(nats_url: str, space_id: str, machine_ids: list[str]) -> list[float]:
+    """Publish one trivial step per machine; return each run's dispatch-to-finish seconds."""
+    finished: dict[str, float] = {}
+    done = asyncio.Event()
+    connection = await nats.connect(nats_url)
+
+    async def on_finished(message: Msg) -> None:
+        event = Envelope.from_bytes(message.data).payload(StepFinishedV1)
+        finished[event.ticket] = time.monotonic()
+        if len(finished) >= len(machine_ids):
+            done.set()
+
+    await connection.subscribe(STEP_FINISHED.subject(space_id), cb=on_finished)
+    await connection.flush()
+    broker = NatsBroker(NatsSettings(url=nats_url), name="bench")
+    await broker.start()
+    await broker.wait_connected(30)
+    sent: dict[str, float] = {}
+    try:
+        for machine_id in machine_ids:
+            ticket = f"bench-{uuid7().hex}"
+            data = StepDispatchV1(
+                ticket=ticket,
+                task_id=str(uuid7()),
+                step_run_id=str(uuid7()),
+                machine_id=machine_id,
+                script_body="echo ok",
+            )
+            envelope = new_envelope(
+                source="cephalo://bench", type=STEP_DISPATCH.type, space=space_id, data=data
+            )
+            sent[ticket] = time.monotonic()
+            await broker.publish(STEP_DISPATCH.subject(space_id), envelope)
+        await asyncio.wait_for(done.wait(), 600)
+    finally:
+        await broker.close()
+        await connection.close()
+    return [finished[ticket] - started for ticket, started in sent.items()]
+
+
+def summary(latencies: list[float]) -> str:
+    ordered = sorted(latencies)
+    p95 = ordered[int(0.95 * (len(ordered) - 1))]
+    return f"p50 {statistics.median(ordered):.2f} s, p95 {p95:.2f} s, max {ordered[-1]:.2f} s"
+
+
+async def bench(polling: int, listening: int, results: Results) -> None:
+    work = Path(tempfile.mkdtemp(prefix="cephalo-bench-agents-"))
+    work.chmod(0o755)
+    try:
+        async with stack(work) as running:
+            assert running.gateway is not None
+            async with httpx.AsyncClient(base_url=running.gateway_url, timeout=60) as http:
+                await wait_ready(http)
+            gateway_pid = running.gateway.pid
+            space_id = await create_space(running.release_url)
+            swarm = Swarm(work / "swarm", running.gateway_url, space_id)
+            try:
+                await bench_polling(swarm, running, space_id, gateway_pid, polling, results)
+                if listening:
+                    await bench_listening(swarm, running, space_id, gateway_pid, listening, results)
+            finally:
+                await swarm.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+async def bench_polling(
+    swarm: Swarm, running: Stack, space_id: str, gateway_pid: int, n: int, results: Results
+) -> None:
+    idle_gateway = rss_mib(gateway_pid)
+    idle_swarm = rss_mib(os.getpid())
+    began = time.monotonic()
+    agents = await swarm.add(n, mode="polling", prefix="poll")
+    results.add(f"register {n} polling agents (16 at a time)", f"{time.monotonic() - began:.1f} s")
+
+    began = time.monotonic()
+    await swarm.start(agents)
+    await swarm.wait_connected(agents)
+    connect = time.monotonic() - began
+    results.add(f"connect {n} polling agents (mutual TLS + WebSocket)", f"{connect:.1f} s")
+    await asyncio.sleep(5)  # idle: keep-alive pings only
+    per_connection = (rss_mib(gateway_pid) - idle_gateway) * 1024 / n
+    per_agent = (rss_mib(os.getpid()) - idle_swarm) * 1024 / n
+    results.add("agent-gateway idle memory per polling connection", f"{per_connection:.0f} KiB")
+    results.add(
+        "swarm memory per agent (client side, with its ScriptService)", f"{per_agent:.0f} KiB"
+    )
+
+    began = time.monotonic()
+    latencies = await dispatch_to_all(
+        running.nats_url, space_id, [member.machine_id for member in agents]
+    )
+    total = time.monotonic() - began
+    results.add(f"`echo ok` dispatched to {n} polling agents, all finished", f"{total:.1f} s")
+    results.add("  per run, dispatch to step.finished", summary(latencies))
+
+
+async def bench_listening(
+    swarm: Swarm, running: Stack, space_id: str, gateway_pid: int, m: int, results: Results
+) -> None:
+    began = time.monotonic()
+    agents = await swarm.add(m, mode="listening", prefix="listen")
+    results.add(f"register {m} listening agents", f"{time.monotonic() - began:.1f} s")
+    await swarm.start(agents)
+    await swarm.wait_connected(agents)
+    before = rss_mib(gateway_pid)
+    began = time.monotonic()
+    latencies = await dispatch_to_all(
+        running.nats_url, space_id, [member.machine_id for member in agents]
+    )
+    total = time.monotonic() - began
+    results.add(f"`echo ok` dispatched to {m} listening agents, all finished", f"{total:.1f} s")
+    results.add("  per run, dispatch to step.finished", summary(latencies))
+    grown = (rss_mib(gateway_pid) - before) * 1024 / m
+    results.add(
+        "agent-gateway memory per listening agent (pooled HTTPS client)", f"{grown:.0f} KiB"
+    )
+
+
+def machine() -> list[str]:
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    return [
+        f"{os.cpu_count()} CPU ({model}), {memory:.0f} GiB RAM, "
+        f"{platform.system()} {platform.release()}",
+        f"Python {platform.python_version()}, {__import__('ssl').OPENSSL_VERSION}",
+        f"load average when the run ended: {load} (the machine is shared)",
+    ]
+
+
+METHOD = """\
+`tests/bench/bench_agents.py` (`make bench-agents`) starts its own PostgreSQL and NATS (the
+embedded wheels), release-service in the benchmark process, and agent-gateway as a separate
+process with its production defaults (one uvicorn worker; `STATUS_POLL_SECONDS` 0.5;
+health checks disabled so they do not mix into the numbers). The agents form a swarm in the
+benchmark process (`tests/bench/swarm.py`): each has its own certificate, data directory,
+journal and ScriptService, registers with the real `register()` and speaks the real protocol
+over real mutual TLS. Memory is the gateway's resident set growth divided by the number of
+agents, after 5 s of idle connections. The dispatch publishes one `step.dispatch` per agent
+(script `echo ok`) on JetStream and waits for every `step.finished`: the time covers the
+gateway's whole path (inbox, run row, capabilities, start, status, complete, outbox) and
+the agent's (spawn bash, journal, answer). Agents and gateway share the same cores, so the
+numbers are a floor for what one gateway process sustains, not a ceiling."""
+
+
+def write_section(output: Path, polling: int, listening: int, results: Results) -> None:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    rows = "\n".join(f"| {what} | {value} |" for what, value in results.lines)
+    section = (
+        f"{SECTION_START}\n## Agents: {polling} polling, {listening} listening\n\n"
+        f"Run {stamp}. Machine: " + "; ".join(machine()) + ".\n\n"
+        f"{METHOD}\n\n| measure | result |\n|---|---|\n{rows}\n{SECTION_END}\n"
+    )
+    if output.exists():
+        text = output.read_text()
+    else:
+        text = (
+            "# Benchmarks\n\nEach section is written by its benchmark script; run it again "
+            "to refresh the numbers. Benchmarks are not tests: nothing asserts a timing.\n\n"
+        )
+    if SECTION_START in text and SECTION_END in text:
+        head, rest = text.split(SECTION_START, 1)
+        tail = rest.split(SECTION_END, 1)[1].lstrip("\n")
+        text = head + section + ("\n" + tail if tail else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    print(f"wrote {output}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--polling", type=int, default=1000)
+    parser.add_argument("--listening", type=int, default=100)
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    raise_fd_limit()
+    results = Results()
+    asyncio.run(bench(args.polling, args.listening, results))
+    write_section(args.output, args.polling, args.listening, results)
+
+
+if __name__ == "__main__":
+    main()
