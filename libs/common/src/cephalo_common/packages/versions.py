@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -65,7 +66,7 @@ def _label_key(labels: Iterable[str]) -> LabelKey:
 
 
 @dataclass(frozen=True, eq=False)
-class Version:
+class Version(ABC):
     """A parsed version. Equal versions (`compare(...) == 0`) hash alike."""
 
     text: str
@@ -78,9 +79,9 @@ class Version:
     def is_prerelease(self) -> bool:
         return self.release != ""
 
+    @abstractmethod
     def sort_key(self) -> tuple[Any, ...]:
         """A key whose tuple order is the version order (every format but Maven)."""
-        raise NotImplementedError
 
     def precedence_key(self) -> tuple[Any, ...]:
         """The sort key without build metadata: what version ranges compare."""
