@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cephalo_common.agent_protocol import ProcessOutput, ScriptSyntax
 from cephalo_common.messaging import subjects
+from cephalo_common.variables.scopes import VariableValue
 
 
 class Contract(BaseModel):
@@ -66,7 +67,35 @@ class ScriptActionSnapshot(Contract):
     properties: dict[str, Any] = Field(default_factory=dict)
 
 
+class ConnectivityPolicyV1(Contract):
+    """The project's rules for targets that cannot be reached (Octopus §4.3, §6)."""
+
+    skip_machine_behavior: str = "None"  # "None" | "SkipUnavailableMachines"
+    exclude_unhealthy_targets: bool = False
+    allow_deployments_to_no_targets: bool = False
+
+
+class DeploymentOptionsV1(Contract):
+    """What the person deploying chose, and the settings of the project that shape the run."""
+
+    specific_machine_ids: list[str] = Field(default_factory=list)
+    excluded_machine_ids: list[str] = Field(default_factory=list)
+    skip_action_ids: list[str] = Field(default_factory=list)
+    use_guided_failure: bool = False
+    connectivity: ConnectivityPolicyV1 = Field(default_factory=ConnectivityPolicyV1)
+    priority: int = 0
+    prompted_values: dict[str, str] = Field(default_factory=dict)
+
+
 class DeploymentRequestedV1(Contract):
+    """A deployment to run. `steps` are the action snapshots in order (see release-service
+    `deployment_actions`); `variable_values` are the release's scoped candidate values
+    (project and included library sets) that the orchestrator resolves per step and target.
+    `variables` is a flat map of extra values that win over the snapshot (legacy/dev seam).
+    Sensitive values travel in clear on the internal bus, as in `step.dispatch`: NATS runs
+    on TLS and JetStream encrypts its store at rest in production (docs/operations.md).
+    """
+
     deployment_id: str
     release_id: str
     release_version: str
@@ -76,6 +105,13 @@ class DeploymentRequestedV1(Contract):
     environment_name: str
     steps: list[ScriptActionSnapshot]
     variables: dict[str, str] = Field(default_factory=dict)
+    space_id: str | None = None
+    channel_id: str | None = None
+    channel_name: str | None = None
+    tenant_id: str | None = None
+    deployed_by: str | None = None
+    options: DeploymentOptionsV1 = Field(default_factory=DeploymentOptionsV1)
+    variable_values: list[VariableValue] = Field(default_factory=list)
 
 
 class ReleaseCreatedV1(Contract):
@@ -101,6 +137,26 @@ class DeploymentFinishedV1(Contract):
     error: str | None = None
 
 
+class PackageAcquisitionV1(Contract):
+    """One package a step needs: where the target fetches it and how it checks the bytes."""
+
+    reference_name: str = ""
+    package_id: str
+    version: str
+    feed_id: str = "builtin"
+    url: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+
+class ArtifactV1(Contract):
+    """A file a step published (`new_cephaloartifact`), stored by agent-gateway."""
+
+    name: str
+    size: int
+    url: str | None = None
+
+
 class StepDispatchV1(Contract):
     """Run one script on one machine. `ticket` makes the run idempotent end to end."""
 
@@ -114,6 +170,9 @@ class StepDispatchV1(Contract):
     variables: dict[str, str] = Field(default_factory=dict)
     sensitive_variables: list[str] = Field(default_factory=list)
     timeout_seconds: int | None = None
+    action_type: str = "cephalo.script"
+    action_properties: dict[str, Any] = Field(default_factory=dict)
+    packages: list[PackageAcquisitionV1] = Field(default_factory=list)
 
 
 class StepLogV1(Contract):
@@ -125,6 +184,9 @@ class StepLogV1(Contract):
 
 
 class StepFinishedV1(Contract):
+    """`last_log_sequence` is the sequence of the step's last log line, so the orchestrator
+    can finish the step only once its log has caught up (log and finish travel apart)."""
+
     ticket: str
     task_id: str
     step_run_id: str
@@ -132,3 +194,6 @@ class StepFinishedV1(Contract):
     exit_code: int | None
     error: str | None = None
     output_variables: dict[str, str] = Field(default_factory=dict)
+    sensitive_output_variables: list[str] = Field(default_factory=list)
+    last_log_sequence: int | None = None
+    artifacts: list[ArtifactV1] = Field(default_factory=list)
