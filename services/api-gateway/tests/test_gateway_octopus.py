@@ -120,6 +120,10 @@ async def test_the_whole_build_server_flow(
         )
     ).json()
     assert [e["Name"] for e in environments["Items"]] == [environment["name"]]
+    one_deployment = await octopus.get(f"/api/{space_id}/deployments/{pair['DeploymentId']}")
+    assert one_deployment.json()["Id"] == pair["DeploymentId"]
+    one_environment = await octopus.get(f"/api/{space_id}/environments/{environment['id']}")
+    assert one_environment.json()["Name"] == environment["name"]
 
     for path in (
         f"/api/{space_id}/tasks/{pair['ServerTaskId']}",
@@ -216,6 +220,11 @@ async def test_errors_are_octopus_shaped_and_say_what_is_wrong(
     assert not_json.status_code == 400 and "ErrorMessage" in not_json.json()
     unknown_task = await octopus.get(f"{base}/tasks/{uuid.uuid4()}")
     assert unknown_task.status_code == 404 and "ErrorMessage" in unknown_task.json()
+    for kind, path in (("Deployment", "deployments"), ("Environment", "environments")):
+        missing_id = str(uuid.uuid4())
+        unknown = await octopus.get(f"{base}/{path}/{missing_id}")
+        assert unknown.status_code == 404
+        assert unknown.json()["ErrorMessage"] == f"{kind} '{missing_id}' was not found."
     unknown_space = await octopus.get("/api/nowhere-space/tasks", params={"ids": "x"})
     assert unknown_space.status_code == 404 and "ErrorMessage" in unknown_space.json()
 

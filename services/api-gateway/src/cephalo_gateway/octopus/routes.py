@@ -213,76 +213,20 @@ async def _visible(fetch: Awaitable[dict[str, Any] | None]) -> dict[str, Any] | 
         return None
 
 
-@router.get("/api/{space}/deployments", include_in_schema=False)
-async def deployments(
-    space: str,
-    request: Request,
-    gateway: GatewayDep,
-    principal: PrincipalDep,
-    ids: Annotated[list[str], Query(max_length=300)] = [],  # noqa: B006
-) -> Response:
-    async def work() -> Any:
-        api = backend(request, gateway, principal)
-        space_id = await api.space_id(space)
-        found = []
-        for deployment_id in ids_of(ids)[:300]:
-            item = await _visible(api.deployment(space_id, deployment_id))
-            if item is not None:
-                found.append(resources.deployment(item))
-        return resources.collection("Deployment", found, f"/api/{space_id}/deployments")
-
-    return await answer(work)
+Lookup = Callable[[Backend, uuid.UUID, str], Awaitable[dict[str, Any] | None]]
 
 
-@router.get("/api/{space}/deployments/{deployment_id}", include_in_schema=False)
-async def deployment(
-    space: str, deployment_id: str, request: Request, gateway: GatewayDep, principal: PrincipalDep
-) -> Response:
-    async def work() -> Any:
-        api = backend(request, gateway, principal)
-        space_id = await api.space_id(space)
-        item = await api.deployment(space_id, deployment_id)
-        if item is None:
-            raise NotFound(f"Deployment '{deployment_id}' was not found.")
-        return resources.deployment(item)
+def _shaped(
+    fetch: Callable[[Backend, uuid.UUID, str], Awaitable[dict[str, Any] | None]],
+    shape: Callable[[dict[str, Any]], dict[str, Any]],
+) -> Lookup:
+    """A lookup answering the Octopus shape of what `fetch` finds."""
 
-    return await answer(work)
+    async def lookup(api: Backend, space_id: uuid.UUID, item_id: str) -> dict[str, Any] | None:
+        item = await fetch(api, space_id, item_id)
+        return None if item is None else shape(item)
 
-
-@router.get("/api/{space}/environments", include_in_schema=False)
-async def environments(
-    space: str,
-    request: Request,
-    gateway: GatewayDep,
-    principal: PrincipalDep,
-    ids: Annotated[list[str], Query(max_length=300)] = [],  # noqa: B006
-) -> Response:
-    async def work() -> Any:
-        api = backend(request, gateway, principal)
-        space_id = await api.space_id(space)
-        found = []
-        for environment_id in ids_of(ids)[:300]:
-            item = await _visible(api.environment_by_id(space_id, environment_id))
-            if item is not None:
-                found.append(resources.environment(item))
-        return resources.collection("Environment", found, f"/api/{space_id}/environments")
-
-    return await answer(work)
-
-
-@router.get("/api/{space}/environments/{environment_id}", include_in_schema=False)
-async def environment(
-    space: str, environment_id: str, request: Request, gateway: GatewayDep, principal: PrincipalDep
-) -> Response:
-    async def work() -> Any:
-        api = backend(request, gateway, principal)
-        space_id = await api.space_id(space)
-        item = await api.environment_by_id(space_id, environment_id)
-        if item is None:
-            raise NotFound(f"Environment '{environment_id}' was not found.")
-        return resources.environment(item)
-
-    return await answer(work)
+    return lookup
 
 
 async def _task_resource(api: Backend, space_id: uuid.UUID, task_id: str) -> dict[str, Any] | None:
@@ -296,40 +240,55 @@ async def _task_resource(api: Backend, space_id: uuid.UUID, task_id: str) -> dic
     return None
 
 
-@router.get("/api/{space}/tasks", include_in_schema=False)
-async def tasks(
-    space: str,
-    request: Request,
-    gateway: GatewayDep,
-    principal: PrincipalDep,
-    ids: Annotated[list[str], Query(max_length=300)] = [],  # noqa: B006
-) -> Response:
-    async def work() -> Any:
-        api = backend(request, gateway, principal)
-        space_id = await api.space_id(space)
-        found = []
-        for task_id in ids_of(ids)[:300]:
-            item = await _visible(_task_resource(api, space_id, task_id))
-            if item is not None:
-                found.append(item)
-        return resources.collection("ServerTask", found, f"/api/{space_id}/tasks")
-
-    return await answer(work)
+LOOKUPS: dict[str, tuple[str, Lookup]] = {
+    "deployments": ("Deployment", _shaped(Backend.deployment, resources.deployment)),
+    "environments": ("Environment", _shaped(Backend.environment_by_id, resources.environment)),
+    "tasks": ("ServerTask", _task_resource),
+}
 
 
-@router.get("/api/{space}/tasks/{task_id}", include_in_schema=False)
-async def task(
-    space: str, task_id: str, request: Request, gateway: GatewayDep, principal: PrincipalDep
-) -> Response:
-    async def work() -> Any:
-        api = backend(request, gateway, principal)
-        space_id = await api.space_id(space)
-        item = await _task_resource(api, space_id, task_id)
-        if item is None:
-            raise NotFound(f"Task '{task_id}' was not found.")
-        return item
+def _add_lookup_routes(path: str, kind: str, lookup: Lookup) -> None:
+    """`GET /api/{space}/<path>?ids=…` (what the caller may see) and `…/<path>/{id}`."""
 
-    return await answer(work)
+    async def by_ids(
+        space: str,
+        request: Request,
+        gateway: GatewayDep,
+        principal: PrincipalDep,
+        ids: Annotated[list[str], Query(max_length=300)] = [],  # noqa: B006
+    ) -> Response:
+        async def work() -> Any:
+            api = backend(request, gateway, principal)
+            space_id = await api.space_id(space)
+            found = []
+            for item_id in ids_of(ids)[:300]:
+                item = await _visible(lookup(api, space_id, item_id))
+                if item is not None:
+                    found.append(item)
+            return resources.collection(kind, found, f"/api/{space_id}/{path}")
+
+        return await answer(work)
+
+    async def one(
+        space: str, item_id: str, request: Request, gateway: GatewayDep, principal: PrincipalDep
+    ) -> Response:
+        async def work() -> Any:
+            api = backend(request, gateway, principal)
+            item = await lookup(api, await api.space_id(space), item_id)
+            if item is None:
+                raise NotFound(f"{kind.removeprefix('Server')} '{item_id}' was not found.")
+            return item
+
+        return await answer(work)
+
+    router.add_api_route(f"/api/{{space}}/{path}", by_ids, methods=["GET"], include_in_schema=False)
+    router.add_api_route(
+        f"/api/{{space}}/{path}/{{item_id}}", one, methods=["GET"], include_in_schema=False
+    )
+
+
+for _path, (_kind, _lookup) in LOOKUPS.items():
+    _add_lookup_routes(_path, _kind, _lookup)
 
 
 @router.get("/api/tasks/{task_id}", include_in_schema=False)
