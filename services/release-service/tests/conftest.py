@@ -12,7 +12,6 @@ from cephalo_common.testing import running
 from cephalo_release.app import create_app
 from cephalo_release.settings import ReleaseSettings
 
-
 TEST_MASTER_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 """base64 of 32 bytes: the master key every release-service test app encrypts with."""
 

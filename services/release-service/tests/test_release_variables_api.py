@@ -84,9 +84,7 @@ async def test_project_variables_round_trip_with_etag_and_stale_version(api: Spa
     assert by_header.status_code == 200, by_header.text
     assert [v["name"] for v in by_header.json()["variables"]] == ["Greeting"]
     problem(
-        await api.request(
-            "PUT", f"/projects/{project['id']}/variables", json={"variables": []}
-        ),
+        await api.request("PUT", f"/projects/{project['id']}/variables", json={"variables": []}),
         428,
     )
 
@@ -168,7 +166,13 @@ async def test_scopes_take_environment_and_channel_names_and_store_ids(api: Spac
     saved = await put_vars(
         api,
         project,
-        [{"name": "X", "value": "1", "scope": {"Environment": ["production"], "Channel": ["Default"]}}],
+        [
+            {
+                "name": "X",
+                "value": "1",
+                "scope": {"Environment": ["production"], "Channel": ["Default"]},
+            }
+        ],
     )
     assert saved.status_code == 200, saved.text
     scope = saved.json()["variables"][0]["scope"]
@@ -181,7 +185,9 @@ async def test_library_sets_crud_conflicts_and_scope_limits(
 ) -> None:
     name = unique("Common")
     created = await api.request(
-        "POST", "/library-variable-sets", json={"name": name, "variables": [{"name": "A", "value": "1"}]}
+        "POST",
+        "/library-variable-sets",
+        json={"name": name, "variables": [{"name": "A", "value": "1"}]},
     )
     assert created.status_code == 201, created.text
     library = created.json()
@@ -239,7 +245,9 @@ async def test_sensitive_values_are_write_only_and_kept_by_id(api: SpaceApi) -> 
     assert SECRET not in saved.text
     variable = saved.json()["variables"][0]
     assert variable["value"] is None and variable["has_value"] and variable["is_sensitive"]
-    kept = await put_vars(api, project, [{"id": variable["id"], "name": "Password", "type": "Sensitive"}])
+    kept = await put_vars(
+        api, project, [{"id": variable["id"], "name": "Password", "type": "Sensitive"}]
+    )
     assert kept.json()["variables"][0]["has_value"] is True
     fresh = await put_vars(api, project, [{"name": "Password", "type": "Sensitive"}])
     assert fresh.json()["variables"][0]["has_value"] is False
@@ -300,7 +308,12 @@ async def test_snapshot_endpoints_404_for_another_space(
         ("POST", f"/releases/{uuid.uuid4()}/snapshot-variables"),
     ):
         problem(await other_space.request(method, path), 404)
-    problem(await api.request("GET", f"/releases/{release['id']}/variables/preview", params={"environment": "nope"}), 404)
+    problem(
+        await api.request(
+            "GET", f"/releases/{release['id']}/variables/preview", params={"environment": "nope"}
+        ),
+        404,
+    )
 
 
 async def _requested(
@@ -308,10 +321,16 @@ async def _requested(
 ) -> DeploymentRequestedV1:
     async with sessions() as session:
         rows = (
-            await session.execute(
-                select(OutboxEvent.payload).where(OutboxEvent.type.like("%deployment.requested%"))
+            (
+                await session.execute(
+                    select(OutboxEvent.payload).where(
+                        OutboxEvent.type.like("%deployment.requested%")
+                    )
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     for payload in rows:
         envelope = Envelope.from_bytes(payload)
         if envelope.data["deployment_id"] == deployment_id:

@@ -74,27 +74,21 @@ class SensitiveValueRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def upsert(
-        self, owner_id: uuid.UUID, variable_id: str, key_id: str, nonce: bytes, ciphertext: bytes
-    ) -> None:
-        statement = insert(SensitiveValue).values(
-            owner_id=owner_id,
-            variable_id=variable_id,
-            key_id=key_id,
-            nonce=nonce,
-            ciphertext=ciphertext,
-        )
-        await self.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[SensitiveValue.owner_id, SensitiveValue.variable_id],
-                set_={
-                    "key_id": statement.excluded.key_id,
-                    "nonce": statement.excluded.nonce,
-                    "ciphertext": statement.excluded.ciphertext,
-                    "updated_at": func.now(),
-                },
+    async def upsert(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert or replace rows (`owner_id`, `variable_id`, `key_id`, `nonce`, `ciphertext`)."""
+        for start in range(0, len(rows), 1000):
+            statement = insert(SensitiveValue).values(list(rows[start : start + 1000]))
+            await self.session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[SensitiveValue.owner_id, SensitiveValue.variable_id],
+                    set_={
+                        "key_id": statement.excluded.key_id,
+                        "nonce": statement.excluded.nonce,
+                        "ciphertext": statement.excluded.ciphertext,
+                        "updated_at": func.now(),
+                    },
+                )
             )
-        )
 
     async def of_owner(self, owner_id: uuid.UUID) -> Sequence[SensitiveValue]:
         result = await self.session.execute(

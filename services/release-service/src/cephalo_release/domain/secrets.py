@@ -144,10 +144,20 @@ def _sealed(row: SensitiveValue) -> Sealed:
 
 async def store(session: AsyncSession, owner_id: uuid.UUID, values: Mapping[str, str]) -> None:
     """Encrypt and upsert `variable_id → plaintext` for one owner."""
-    ring, rows = keyring(), SensitiveValueRepository(session)
+    ring, rows = keyring(), []
     for variable_id, plaintext in values.items():
         sealed = ring.seal(plaintext, _associated(owner_id, variable_id))
-        await rows.upsert(owner_id, variable_id, sealed.key_id, sealed.nonce, sealed.ciphertext)
+        rows.append(
+            {
+                "owner_id": owner_id,
+                "variable_id": variable_id,
+                "key_id": sealed.key_id,
+                "nonce": sealed.nonce,
+                "ciphertext": sealed.ciphertext,
+            }
+        )
+    if rows:
+        await SensitiveValueRepository(session).upsert(rows)
 
 
 async def stored_ids(session: AsyncSession, owner_id: uuid.UUID) -> set[str]:
