@@ -158,6 +158,11 @@ async def test_other_invalid_variables_are_422(api: SpaceApi) -> None:
     problem(await put_vars(api, project, [{"name": "X", "type": "Number"}]), 422)
     problem(await put_vars(api, project, [{"name": "X", "value": "1", "extra": 1}]), 422)
     problem(await put_vars(api, project, [], library_variable_sets=["missing-set"]), 404)
+    problem(await put_vars(api, project, [{"name": "X", "value": "a\x00b"}]), 422)
+    problem(await api.request("POST", "/library-variable-sets", json={"name": "a\x00"}), 422)
+    problem(await api.request("GET", "/library-variable-sets/a%00"), 422)
+    preview = f"/projects/{project['id']}/variables/preview"
+    problem(await api.request("GET", preview, params={"environment": "a\x00"}), 422)
 
 
 async def test_scopes_take_environment_and_channel_names_and_store_ids(api: SpaceApi) -> None:

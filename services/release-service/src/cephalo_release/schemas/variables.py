@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from fastapi import Query
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from cephalo_common.variables import ScopeField
 from cephalo_release.schemas.common import Description, ExpectedVersion, Name, WriteModel
@@ -15,6 +16,28 @@ VariableType = Literal["Text", "Sensitive", "Certificate", "Account", "WorkerPoo
 ScopeId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 MAX_VALUE_CHARS = 2 * 1024 * 1024
+NoNul = Query(max_length=200, pattern=r"^[^\x00]*$")
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+class VariablesWrite(WriteModel):
+    """PostgreSQL text cannot hold NUL: refused as input rather than failing at the database."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: object) -> object:
+        if _has_nul(data):
+            raise ValueError("text cannot contain NUL characters (\\u0000)")
+        return data
 
 
 class Prompt(WriteModel):
@@ -70,7 +93,7 @@ class ProjectVariables(BaseModel):
     library_variable_sets: list[LibrarySetRef]
 
 
-class ProjectVariablesUpdate(WriteModel):
+class ProjectVariablesUpdate(VariablesWrite):
     version: ExpectedVersion = None
     variables: list[VariableIn] = Field(default_factory=list, max_length=5000)
     library_variable_sets: list[Reference] = Field(
@@ -80,7 +103,7 @@ class ProjectVariablesUpdate(WriteModel):
     )
 
 
-class LibraryVariableSetCreate(WriteModel):
+class LibraryVariableSetCreate(VariablesWrite):
     name: Name
     description: Description = ""
     variables: list[VariableIn] = Field(default_factory=list, max_length=5000)

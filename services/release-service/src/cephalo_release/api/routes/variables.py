@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from cephalo_common.errors import NotFound
 from cephalo_common.variables import ResolutionContext
@@ -43,6 +43,7 @@ from cephalo_release.schemas.variables import (
     LibraryVariableSet,
     LibraryVariableSetCreate,
     LibraryVariableSetUpdate,
+    NoNul,
     ProjectVariables,
     ProjectVariablesUpdate,
     ReleaseVariables,
@@ -51,8 +52,9 @@ from cephalo_release.schemas.variables import (
 )
 
 router = APIRouter(prefix="/api/v1/spaces/{space}", tags=["variables"])
-Ids = Annotated[list[Annotated[str, Query(max_length=200)]], Query(max_length=50)]
-Ref = Annotated[str | None, Query(max_length=200)]
+Ids = Annotated[list[str], Query(max_length=50)]
+Ref = Annotated[str | None, NoNul]
+SetRef = Annotated[str, Path(max_length=200, pattern=r"^[^\x00]*$")]
 
 
 def _variable(item: dict[str, Any], stored: set[str]) -> dict[str, Any]:
@@ -159,14 +161,14 @@ async def create_library(
 
 @router.get("/library-variable-sets/{ref}")
 async def get_library(
-    ref: str, response: Response, space: SpaceDep, repos: ReposDep
+    ref: SetRef, response: Response, space: SpaceDep, repos: ReposDep
 ) -> LibraryVariableSet:
     return _library_set(await read_library_set(repos, space, ref), response)
 
 
 @router.put("/library-variable-sets/{ref}")
 async def put_library(
-    ref: str,
+    ref: SetRef,
     body: LibraryVariableSetUpdate,
     if_match: IfMatchDep,
     response: Response,
@@ -187,7 +189,7 @@ async def put_library(
 
 @router.delete("/library-variable-sets/{ref}", status_code=204)
 async def delete_library(
-    ref: str, if_match: IfMatchDep, space: SpaceDep, repos: ReposDep
+    ref: SetRef, if_match: IfMatchDep, space: SpaceDep, repos: ReposDep
 ) -> Response:
     """Refused (409) while a project includes the set."""
     await delete_library_set(repos, space, ref, if_match)
