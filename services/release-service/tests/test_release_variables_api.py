@@ -229,6 +229,16 @@ async def test_library_sets_crud_conflicts_and_scope_limits(
         ),
         409,
     )
+    taken = await api.ok("POST", "/library-variable-sets", 201, json={"name": unique("Taken")})
+    problem(
+        await api.request(
+            "PUT",
+            f"/library-variable-sets/{library['id']}",
+            json={"name": taken["name"].lower(), "version": 2, "variables": got["variables"]},
+        ),
+        409,
+    )
+    problem(await other_space.request("DELETE", f"/library-variable-sets/{library['id']}"), 404)
     listed = await api.ok("GET", "/library-variable-sets", params={"partial_name": name[-8:]})
     assert [item["id"] for item in listed["items"]] == [library["id"]]
     project = await api.project()
@@ -313,6 +323,8 @@ async def test_snapshot_endpoints_404_for_another_space(
         ("POST", f"/releases/{uuid.uuid4()}/snapshot-variables"),
     ):
         problem(await other_space.request(method, path), 404)
+    release_preview = f"/releases/{release['id']}/variables/preview"
+    problem(await api.request("GET", release_preview, params={"machine": "m\x00"}), 422)
     problem(
         await api.request(
             "GET", f"/releases/{release['id']}/variables/preview", params={"environment": "nope"}

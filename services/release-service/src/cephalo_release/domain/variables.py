@@ -351,6 +351,7 @@ async def update_library_set(
     row = await get_library_set(repos, space, ref)
     check_version(expected_version, row.version, "library variable set")
     row.name, row.description = name, description
+    await repos.flush()
     await _save(repos, space, row, variables, project=None)
     return await _saved(repos, row)
 
