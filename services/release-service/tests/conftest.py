@@ -12,6 +12,9 @@ from cephalo_common.testing import running
 from cephalo_release.app import create_app
 from cephalo_release.settings import ReleaseSettings
 
+TEST_MASTER_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+"""base64 of 32 bytes: the master key every release-service test app encrypts with."""
+
 
 @pytest.fixture(scope="session")
 def release_settings(migrate: Callable[[str], str], nats_url: str) -> ReleaseSettings:
@@ -20,6 +23,7 @@ def release_settings(migrate: Callable[[str], str], nats_url: str) -> ReleaseSet
         nats={"url": nats_url},
         messaging={"outbox_poll_seconds": 0.1, "consumer_ack_wait_seconds": 5.0},
         scheduler_poll_seconds=0.2,
+        master_key=TEST_MASTER_KEY,
     )
 
 

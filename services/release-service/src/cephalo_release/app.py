@@ -9,6 +9,7 @@ from cephalo_release.api import routers
 from cephalo_release.db.models import OutboxEvent
 from cephalo_release.events.consumers import consumers
 from cephalo_release.events.scheduler import start_scheduler
+from cephalo_release.events.secrets import start_secrets
 from cephalo_release.settings import ReleaseSettings
 
 SERVICE_NAME = "release-service"
@@ -22,7 +23,7 @@ def create_app(settings: ReleaseSettings | None = None) -> FastAPI:
             routers=routers,
             outbox_model=OutboxEvent,
             consumers=consumers,
-            on_startup=[start_scheduler],
+            on_startup=[start_secrets, start_scheduler],
             description=(
                 "Spaces, environments, lifecycles, projects, channels, processes, releases, "
                 "deployments and the dashboard."

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, SecretStr
 
 from cephalo_common.settings import ServiceSettings, service_config
 
@@ -13,4 +15,16 @@ class ReleaseSettings(ServiceSettings):
     port: int = Field(8081, ge=0, le=65535)
     scheduler_poll_seconds: float = Field(
         5.0, gt=0, le=3600, description="How often scheduled deployments are checked for due."
+    )
+    master_key: SecretStr | None = Field(
+        None,
+        description="Base64 of the 32-byte key that encrypts sensitive variables (current key).",
+    )
+    master_key_file: Path | None = Field(
+        None, description="A file holding the base64 current master key (instead of master_key)."
+    )
+    previous_master_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Older base64 keys (JSON list), still accepted for decryption until "
+        "`rotate-keys` has re-encrypted everything with the current key.",
     )

@@ -10,6 +10,7 @@ from cephalo_release.api.routes import (
     projects,
     releases,
     spaces,
+    variables,
 )
 
 routers = [
@@ -22,4 +23,5 @@ routers = [
     releases.router,
     deployments.router,
     dashboard.router,
+    variables.router,
 ]

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -261,3 +262,54 @@ class AutomaticDeployment(TimestampMixin, Base):
         ForeignKey("environments.id"), primary_key=True
     )
     deployment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("deployments.id"))
+
+
+class VariableSet(IdMixin, TimestampMixin, Base):
+    """A project's variables (one per project) or a library variable set of the space.
+
+    `variables` is the whole list, edited as one document under `version`; sensitive values
+    are not in it but in `sensitive_values`, encrypted.
+    """
+
+    __tablename__ = "variable_sets"
+    __table_args__ = (
+        UniqueConstraint("project_id"),
+        Index(
+            "ix_variable_sets__library_name",
+            "space_id",
+            "name_key",
+            unique=True,
+            postgresql_where=text("kind = 'library'"),
+        ),
+        Index(
+            "ix_variable_sets__library_slug",
+            "space_id",
+            "slug",
+            unique=True,
+            postgresql_where=text("kind = 'library'"),
+        ),
+    )
+
+    space_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("spaces.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    project_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("projects.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200), Computed("lower(name)", persisted=True))
+    slug: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    variables: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    included_set_ids: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class SensitiveValue(TimestampMixin, Base):
+    """One sensitive value, AES-GCM encrypted; the associated data is `owner_id:variable_id`
+    (a variable set, a release snapshot or a deployment's prompted values)."""
+
+    __tablename__ = "sensitive_values"
+
+    owner_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    variable_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64), index=True)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)

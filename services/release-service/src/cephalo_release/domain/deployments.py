@@ -9,8 +9,8 @@ environments are deployed then, at most once per release and environment.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,13 @@ from cephalo_release.domain.progression import (
     automatic_deployments,
     progression,
 )
+from cephalo_release.domain.variable_snapshots import (
+    check_prompted,
+    deployment_values,
+    load_prompted,
+    snapshot_entries,
+    store_prompted,
+)
 from cephalo_release.events import publish
 
 TERMINAL_STATES = frozenset({"Success", "Failed", "Canceled", "TimedOut"})
@@ -50,6 +57,7 @@ class DeploymentOptions:
     queue_time: datetime | None = None
     queue_time_expiry: datetime | None = None
     comments: str = ""
+    prompted_values: Mapping[str, str] = field(default_factory=dict)
 
 
 def guided_failure(override: bool | None, project_mode: str, environment_default: bool) -> bool:
@@ -163,6 +171,7 @@ async def _record(
             f'nothing to deploy to "{environment.name}": every step is disabled, skipped or '
             "filtered out for this environment and channel"
         )
+    prompted = check_prompted(snapshot_entries(release), options.prompted_values)
     now = utc_now()
     scheduled = _check_schedule(options, now)
     deployment = await repos.deployments.add(
@@ -190,12 +199,13 @@ async def _record(
             redeploy_of_id=redeploy_of_id,
         )
     )
+    await store_prompted(repos, deployment.id, prompted)
     if announce and not scheduled:
-        _announce(repos, deployment, release, project, environment, now)
+        await _announce(repos, deployment, release, project, environment, now)
     return deployment
 
 
-def _announce(
+async def _announce(
     repos: Repositories,
     deployment: Deployment,
     release: Release,
@@ -206,20 +216,24 @@ def _announce(
     """Emit `deployment.requested` in the caller's transaction (outbox)."""
     actions = _actions(release, environment.id, deployment.skip_actions)
     deployment.requested_at = now
-    publish.deployment_requested(
-        repos.session,
-        str(release.space_id),
-        DeploymentRequestedV1(
-            deployment_id=str(deployment.id),
-            release_id=str(release.id),
-            release_version=release.version,
-            project_id=str(project.id),
-            project_name=project.name,
-            environment_id=str(environment.id),
-            environment_name=environment.name,
-            steps=[ScriptActionSnapshot.model_validate(action) for action in actions],
-        ),
+    event = DeploymentRequestedV1(
+        deployment_id=str(deployment.id),
+        release_id=str(release.id),
+        release_version=release.version,
+        project_id=str(project.id),
+        project_name=project.name,
+        environment_id=str(environment.id),
+        environment_name=environment.name,
+        steps=[ScriptActionSnapshot.model_validate(action) for action in actions],
     )
+    values, prompted = await deployment_values(repos, release, deployment.id)
+    event = event.model_copy(
+        update={
+            "variable_values": values,
+            "options": event.options.model_copy(update={"prompted_values": prompted}),
+        }
+    )
+    publish.deployment_requested(repos.session, str(release.space_id), event)
 
 
 async def promote(repos: Repositories, release: Release) -> list[Deployment]:
@@ -257,7 +271,7 @@ async def promote(repos: Repositories, release: Release) -> list[Deployment]:
             await repos.session.delete(deployment)
             await repos.flush()
             continue
-        _announce(repos, deployment, release, project, environment, utc_now())
+        await _announce(repos, deployment, release, project, environment, utc_now())
         created.append(deployment)
     return created
 
@@ -311,6 +325,7 @@ async def redeploy(
         queue_time=queue_time,
         queue_time_expiry=queue_time_expiry,
         comments=comments,
+        prompted_values=await load_prompted(repos, previous.id),
     )
     return await request_deployment(
         repos,
@@ -368,6 +383,6 @@ async def dispatch_due(repos: Repositories, now: datetime, limit: int = 100) -> 
         project = await repos.projects.get(deployment.project_id)
         environment = await repos.environments.get(deployment.environment_id)
         deployment.state = "Queued"
-        _announce(repos, deployment, release, project, environment, now)
+        await _announce(repos, deployment, release, project, environment, now)
     await repos.flush()
     return len(due)

@@ -1,8 +1,7 @@
 """Releases: immutable snapshots of a project's process and chosen package versions.
 
-The release number is explicit or rendered from the project's versioning strategy. The
-variable snapshot is the seam for the variables work (`variables_snapshot`, empty until
-project variables live here), and package versions are explicit until package-feed can be
+The release number is explicit or rendered from the project's versioning strategy; the
+variables are snapshotted by `variable_snapshots.take_snapshot`. Package versions are explicit until package-feed can be
 asked for the newest version a channel allows (`PackageVersionSource`).
 """
 
@@ -23,6 +22,7 @@ from cephalo_release.domain.channels import channel_for_release, rule_violations
 from cephalo_release.domain.deployments import promote
 from cephalo_release.domain.process import package_references
 from cephalo_release.domain.projects import get_process, process_steps
+from cephalo_release.domain.variable_snapshots import take_snapshot
 from cephalo_release.domain.versioning import next_release_version
 from cephalo_release.events import publish
 
@@ -153,6 +153,7 @@ async def create_release(
             variables_snapshot={},
         )
     )
+    await take_snapshot(repos, release, project)
     publish.release_created(
         repos.session,
         str(space.id),

@@ -60,6 +60,14 @@ class DeploymentOptions(WriteModel):
         None, description="Do not start after this (scheduled deployments)."
     )
     comments: str = Field("", max_length=10_000)
+    prompted_variables: dict[
+        Annotated[str, StringConstraints(max_length=1000)],
+        Annotated[str, StringConstraints(max_length=100_000)],
+    ] = Field(
+        default_factory=dict,
+        max_length=200,
+        description="Values for the release's prompted variables, by name (never returned).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> DeploymentOptions:

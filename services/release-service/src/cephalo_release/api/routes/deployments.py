@@ -38,6 +38,7 @@ def _options(body: OptionsBody) -> DeploymentOptions:
         queue_time=body.queue_time,
         queue_time_expiry=body.queue_time_expiry,
         comments=body.comments,
+        prompted_values=body.prompted_variables,
     )
 
 
