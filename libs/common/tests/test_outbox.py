@@ -14,14 +14,15 @@ from sqlalchemy import String, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from cephalo_common.contracts import RELEASE_CREATED
+from cephalo_common.contracts import DEPLOYMENT_REQUESTED, RELEASE_CREATED
 from cephalo_common.db.base import IdMixin, TimestampMixin, service_metadata
 from cephalo_common.db.engine import create_engine, create_sessionmaker
 from cephalo_common.db.inbox import InboxMixin, idempotent_handler
-from cephalo_common.db.outbox import OutboxMixin, OutboxRelay, emit_event
+from cephalo_common.db.outbox import REDACTED, OutboxMixin, OutboxRelay, emit_event
 from cephalo_common.db.session import unit_of_work
 from cephalo_common.embedded import EmbeddedNats
 from cephalo_common.messaging.envelope import Envelope, new_envelope
+from cephalo_common.messaging.memory import InMemoryBroker
 from cephalo_common.messaging.nats import NatsBroker
 from cephalo_common.messaging.streams import EVT_RELEASE
 from cephalo_common.settings import DatabaseSettings, NatsSettings
@@ -206,3 +207,38 @@ async def test_the_stream_deduplicates_a_republished_event(nats_url: str) -> Non
         await broker.publish(RELEASE_CREATED.subject(space), envelope)
     assert len(await stream_subjects_for(nats_url, space)) == 1
     assert EVT_RELEASE.name == "CEPHALO_EVT_RELEASE"
+
+
+class Secret(BaseModel):
+    password: str
+
+
+async def test_a_published_event_that_carries_secrets_keeps_no_data_in_the_table(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The bus got the whole event; the outbox row kept only the envelope."""
+    broker = InMemoryBroker()
+    space = f"space-{uuid.uuid4().hex[:8]}"
+    async with unit_of_work(sessionmaker) as session:
+        secret = emit_event(
+            session,
+            Outbox,
+            DEPLOYMENT_REQUESTED,
+            source="test",
+            space=space,
+            data=Secret(password="hunter2-and-more"),
+        )
+        plain = write_widget(session, space, "not-secret")
+    relay = OutboxRelay(sessionmaker, Outbox, broker)
+    while await relay.relay_once():
+        pass
+    sent = {envelope.id: envelope.data for _, envelope in broker.published}
+    assert sent[secret.id] == {"password": "hunter2-and-more"}
+    assert sent[plain.id] == {"widget": "not-secret"}
+    async with sessionmaker() as session:
+        kept = await session.get(Outbox, uuid.UUID(secret.id))
+        other = await session.get(Outbox, uuid.UUID(plain.id))
+    assert kept is not None and other is not None
+    assert b"hunter2" not in kept.payload
+    assert Envelope.from_bytes(kept.payload).data == REDACTED
+    assert Envelope.from_bytes(other.payload).data == {"widget": "not-secret"}

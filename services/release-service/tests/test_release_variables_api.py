@@ -3,16 +3,19 @@ validation, write-only sensitive values, release snapshots and the deployment ev
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import nats
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cephalo_common.contracts import DeploymentRequestedV1
+from cephalo_common.contracts import DEPLOYMENT_REQUESTED, DeploymentRequestedV1
 from cephalo_common.db.engine import create_engine, create_sessionmaker
 from cephalo_common.messaging.envelope import Envelope
 from cephalo_release.db.models import OutboxEvent
@@ -334,29 +337,41 @@ async def test_snapshot_endpoints_404_for_another_space(
 
 
 async def _requested(
-    sessions: async_sessionmaker[AsyncSession], deployment_id: str
+    settings: ReleaseSettings, space_id: str, deployment_id: str
 ) -> DeploymentRequestedV1:
-    async with sessions() as session:
-        rows = (
-            (
-                await session.execute(
-                    select(OutboxEvent.payload).where(
-                        OutboxEvent.type.like("%deployment.requested%")
-                    )
-                )
-            )
-            .scalars()
-            .all()
-        )
-    for payload in rows:
-        envelope = Envelope.from_bytes(payload)
-        if envelope.data["deployment_id"] == deployment_id:
-            return envelope.payload(DeploymentRequestedV1)
-    raise AssertionError(f"no deployment.requested for {deployment_id}")
+    """The event as the bus delivered it (the outbox row keeps no data once published)."""
+    client = await nats.connect(settings.nats.url)
+    try:
+        subject = DEPLOYMENT_REQUESTED.subject(space_id)
+        sub = await client.jetstream().subscribe(subject, ordered_consumer=True)
+        async with asyncio.timeout(15):
+            while True:
+                with contextlib.suppress(nats.errors.TimeoutError):
+                    envelope = Envelope.from_bytes((await sub.next_msg(timeout=1)).data)
+                    if envelope.data["deployment_id"] == deployment_id:
+                        return envelope.payload(DeploymentRequestedV1)
+    finally:
+        await client.close()
+
+
+async def _wait_until_outbox_forgets(
+    sessions: async_sessionmaker[AsyncSession], secret: str
+) -> None:
+    """Published rows are wiped by the relay's transaction, just after the bus got them."""
+    statement = select(OutboxEvent.payload).where(OutboxEvent.type.like("%deployment.requested%"))
+    async with asyncio.timeout(15):
+        while True:
+            async with sessions() as session:
+                payloads = (await session.execute(statement)).scalars().all()
+            if payloads and all(secret.encode() not in payload for payload in payloads):
+                return
+            await asyncio.sleep(0.1)
 
 
 async def test_the_deployment_event_carries_values_and_prompted_answers(
-    api: SpaceApi, sessions: async_sessionmaker[AsyncSession]
+    api: SpaceApi,
+    sessions: async_sessionmaker[AsyncSession],
+    release_settings: ReleaseSettings,
 ) -> None:
     env = await api.environment()
     library = await api.ok(
@@ -384,7 +399,7 @@ async def test_the_deployment_event_carries_values_and_prompted_answers(
     created = await api.deploy(release, env, prompted_variables={"approver": "alice"})
     assert created.status_code == 201, created.text
     assert "alice" not in created.text
-    event = await _requested(sessions, created.json()["id"])
+    event = await _requested(release_settings, api.id, created.json()["id"])
     assert event.options.prompted_values == {"Approver": "alice"}
     values = {v.name: v for v in event.variable_values}
     assert values["Password"].value == SECRET and values["Password"].is_sensitive
@@ -395,6 +410,7 @@ async def test_the_deployment_event_carries_values_and_prompted_answers(
 
     redeployed = await api.request("POST", f"/deployments/{created.json()['id']}/redeploy", json={})
     assert redeployed.status_code == 201, redeployed.text
-    again = await _requested(sessions, redeployed.json()["id"])
+    again = await _requested(release_settings, api.id, redeployed.json()["id"])
     assert again.options.prompted_values == {"Approver": "alice"}
     assert json.dumps(again.model_dump(mode="json")).count(SECRET) == 1
+    await _wait_until_outbox_forgets(sessions, SECRET)

@@ -20,6 +20,10 @@ class Contract(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+SECRET_BEARING_TYPES: set[str] = set()
+"""Types of the kinds whose data carries sensitive values in clear (see the outbox)."""
+
+
 @dataclass(frozen=True)
 class EventKind:
     """One event or command kind: where it is published and how it is named."""
@@ -29,6 +33,11 @@ class EventKind:
     action: str
     version: int = 1
     command: bool = False
+    carries_secrets: bool = False
+
+    def __post_init__(self) -> None:
+        if self.carries_secrets:
+            SECRET_BEARING_TYPES.add(self.type)
 
     @property
     def type(self) -> str:
@@ -47,10 +56,10 @@ class EventKind:
 
 
 RELEASE_CREATED = EventKind("release", "release", "created")
-DEPLOYMENT_REQUESTED = EventKind("release", "deployment", "requested")
+DEPLOYMENT_REQUESTED = EventKind("release", "deployment", "requested", carries_secrets=True)
 TASK_STATE_CHANGED = EventKind("deploy", "task", "state-changed")
 DEPLOYMENT_FINISHED = EventKind("deploy", "deployment", "finished")
-STEP_DISPATCH = EventKind("agent", "step", "dispatch", command=True)
+STEP_DISPATCH = EventKind("agent", "step", "dispatch", command=True, carries_secrets=True)
 STEP_LOG = EventKind("agent", "step", "log")
 STEP_FINISHED = EventKind("agent", "step", "finished")
 PACKAGE_PUSHED = EventKind("feed", "package", "pushed")

@@ -3,6 +3,8 @@
 Producers call `emit()` inside the handler's transaction. `OutboxRelay` claims unpublished
 rows with `FOR UPDATE SKIP LOCKED` (several relays are safe), publishes each with
 `Nats-Msg-Id` = event id, and marks it sent. If NATS is down the rows wait; nothing is lost.
+A row whose kind carries sensitive values (`EventKind.carries_secrets`) keeps only its
+envelope once published: the data is wiped, so no secret stays in the table in clear.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from cephalo_common.contracts import EventKind
+from cephalo_common.contracts import SECRET_BEARING_TYPES, EventKind
 from cephalo_common.ids import utc_now
 from cephalo_common.logging import get_logger
 from cephalo_common.messaging.broker import Broker
@@ -78,6 +80,16 @@ def emit(
     )
     session.info[_DIRTY] = True
     return envelope
+
+
+REDACTED = {"redacted": "published; the data carried sensitive values and was wiped"}
+
+
+def _published(row: OutboxMixin) -> None:
+    row.published_at = utc_now()
+    if row.type in SECRET_BEARING_TYPES:
+        envelope = Envelope.from_bytes(row.payload)
+        row.payload = envelope.model_copy(update={"data": REDACTED}).to_bytes()
 
 
 def emit_event(
@@ -170,7 +182,7 @@ class OutboxRelay:
                     row.last_error = str(error)[:1000]
                     failure = error
                     break
-                row.published_at = utc_now()
+                _published(row)
         if failure is not None:
             raise failure
         return len(rows)
