@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a failed or cancelled deployment or a refused request, 
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Annotated
 
@@ -17,7 +18,8 @@ from cephalo_cli.commands.login import login
 from cephalo_cli.config import ConfigError
 from cephalo_cli.context import OutputFormat
 from cephalo_cli.context import current as ctx
-from cephalo_cli.errors import CliError, ExitCode
+from cephalo_cli.errors import CliError, ExitCode, UsageError
+from cephalo_cli.schemas import SCHEMAS, schema
 
 app = typer.Typer(
     help="Cephalo: release management and deployment automation, for people and build servers.",
@@ -35,6 +37,25 @@ app.add_typer(resources.target_app, name="target")
 app.add_typer(agent.app, name="agent")
 app.command("login")(login)
 octo.register(app)
+
+
+@app.command(
+    "schema",
+    epilog="Examples:\n\ncephalo schema 'release deploy' > deploy.schema.json\n\ncephalo schema",
+)
+def schema_command(
+    command: Annotated[
+        str | None, typer.Argument(help="A command, e.g. 'release deploy'; none lists them.")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of a command's `--output json`."""
+    if command is None:
+        typer.echo("\n".join(SCHEMAS))
+        return
+    if command not in SCHEMAS:
+        raise UsageError(f"no command {command!r}; one of: {', '.join(SCHEMAS)}")
+    typer.echo(json.dumps(schema(command), indent=2))
+
 
 GLOBAL_FLAGS = ("--server", "--space", "--api-key", "--output", "-o")
 
