@@ -89,7 +89,7 @@ def test_a_malformed_package_spec_is_a_usage_error(text: str) -> None:
 
 
 def test_a_package_spec_naming_nothing_in_the_process_is_refused() -> None:
-    with pytest.raises(UsageError, match="Acme.Nope"):
+    with pytest.raises(UsageError, match=r"Acme\.Nope"):
         select(STEPS, [PackageSpec.parse("Acme.Nope:1.0.0")], "1.0.0", never)
 
 
