@@ -43,9 +43,14 @@ class Result:
         return json.loads(self.stdout)
 
 
-def validate(command: str, document: Any) -> None:
-    """Raise unless `document` matches the documented schema of `command`."""
+def _validate(command: str, document: Any) -> None:
     jsonschema_rs.validator_for(schema(command)).validate(document)
+
+
+@pytest.fixture
+def validate() -> Callable[[str, Any], None]:
+    """Raise unless a document matches the documented schema of a command."""
+    return _validate
 
 
 @pytest.fixture(autouse=True)
