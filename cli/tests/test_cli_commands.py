@@ -21,7 +21,7 @@ from cephalo_cli.main import run
 from cephalo_dev.agents import LocalAgent
 from cephalo_dev.stack import Stack
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 Cli = Callable[..., Any]
 

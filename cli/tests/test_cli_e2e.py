@@ -14,7 +14,7 @@ import pytest
 
 from cephalo_dev.agents import LocalAgent
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 Cephalo = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -1,7 +1,7 @@
 """What every command shares: the resolved connection and how to print.
 
 Text goes to stdout for people; `--output json` prints exactly one JSON document on stdout
-(the shapes in `schemas.py`) and keeps progress and errors on stderr.
+(the shapes in `schemas.py`) and moves progress, log lines and errors to stderr.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ class Context:
             typer.echo(text)
 
     def say(self, text: str) -> None:
-        """A progress note for people; silent in JSON mode."""
-        if not self.json:
-            typer.echo(text)
+        """A progress note or log line for people: stdout, or stderr in JSON mode (so a CI
+        job log still shows the deployment while stdout stays one JSON document)."""
+        typer.echo(text, err=self.json)
 
     def warn(self, text: str) -> None:
         typer.echo(text, err=True)
