@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jsonschema_rs
 import pytest
+import typer.main
 
 from cephalo_cli.client import problem_message
 from cephalo_cli.commands.agent import Mode, install_commands
 from cephalo_cli.commands.octo import timespan, translate
 from cephalo_cli.config import Config, load_file, resolve, save_file
 from cephalo_cli.errors import UsageError
-from cephalo_cli.main import normalize, run
+from cephalo_cli.main import app, normalize, run
 from cephalo_cli.schemas import SCHEMAS, schema
 from cephalo_cli.selection import PackageSpec, Reference, select
 from cephalo_common.embedded import free_port
@@ -263,3 +268,36 @@ def test_every_schema_is_a_valid_draft_2020_12_schema(capsys: pytest.CaptureFixt
         jsonschema_rs.meta.validate(schema(command))
         assert run(["schema", command]) == 0
         assert json.loads(capsys.readouterr().out)["title"] == f"cephalo {command} --output json"
+
+
+def _leaves(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    children = getattr(command, "commands", None)
+    if not children:
+        return [(path, command)]
+    return [leaf for name, child in children.items() for leaf in _leaves(child, (*path, name))]
+
+
+def test_every_command_has_help_with_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    leaves = _leaves(typer.main.get_command(app))
+    assert len(leaves) == 23
+    for path, _ in leaves:
+        assert run([*path, "--help"]) == 0
+        text = capsys.readouterr().out
+        assert "Example" in text, f"cephalo {' '.join(path)} --help has no example"
+
+
+def test_shell_completion_completes_command_names() -> None:
+    env = {
+        **os.environ,
+        "_CEPHALO_COMPLETE": "complete_bash",
+        "COMP_WORDS": "cephalo rel",
+        "COMP_CWORD": "1",
+    }
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("cephalo"))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stdout.split() == ["release"]
