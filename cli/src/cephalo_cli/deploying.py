@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import typer
-
 from cephalo_cli.client import CephaloClient
 from cephalo_cli.context import Context
 from cephalo_cli.errors import ApiError, CliError, DeploymentFailed, UsageError
@@ -236,9 +234,3 @@ def echo_release(ctx: Context, release: dict[str, Any], created: bool) -> None:
             for p in release.get("selected_packages") or []
         ),
     )
-
-
-def require(value: str | None, flag: str) -> str:
-    if not value:
-        raise typer.BadParameter(f"{flag} is required")
-    return value
