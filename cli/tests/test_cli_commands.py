@@ -331,3 +331,32 @@ def test_octo_environment_variables_configure_the_aliases(
     monkeypatch.setenv("OCTOPUS_CLI_API_KEY", stack.api_key)
     assert run(["create-release", "--project", project["name"], "--version", "7.0.0"]) == 0
     assert "Created release 7.0.0" in capsys.readouterr().out
+
+
+def test_deploy_options_reach_the_deployment(
+    cli: Cli,
+    api: httpx.Client,
+    environment: dict[str, Any],
+    agent: LocalAgent,
+    script_project: Callable[..., dict[str, Any]],
+) -> None:
+    project = script_project('echo "ran"', steps=2)
+    assert cli("release", "create", "-p", project["name"], "--version", "1.0.0").code == 0
+    result = cli(
+        "release", "deploy", "-p", project["name"], "--to", environment["name"], "--wait",
+        "--skip", "Step 2", "--target", agent.name, "--no-guided-failure", "-o", "json",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    row = result.json()["deployments"][0]
+    assert {line["step"] for line in row["log"] if line["text"] == "ran"} == {"Step 1"}
+    deployment = api.get(f"/deployments/{row['deployment_id']}").json()
+    assert len(deployment["skip_actions"]) == 1
+    assert deployment["specific_machine_ids"] == [agent_id(api, agent.name)]
+    assert deployment["guided_failure_override"] is False
+    unknown = cli("release", "deploy", "-p", project["name"], "--to", environment["name"],
+                  "--target", "no-such-machine")  # fmt: skip
+    assert unknown.code == 1 and "no-such-machine" in one_line(unknown.stderr)
+
+
+def agent_id(api: httpx.Client, name: str) -> str:
+    return str(next(m["id"] for m in api.get("/machines").json() if m["name"] == name))
