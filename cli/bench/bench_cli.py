@@ -112,8 +112,8 @@ zip package through the api-gateway (`--overwrite-mode OverwriteExisting`, so ev
 stores the whole file). The CLI streams the file as the request body in 1 MiB chunks with a
 `Content-Length`; it never holds the package in memory. Peak memory is the CLI process's
 resident-set high-water mark as the kernel keeps it (`VmHWM`, read every 10 ms until the
-process exits), interpreter and imports included. Throughput includes the gateway, the feed's hashing and archive inspection and
-its disk, all on the same shared cores."""
+process exits), interpreter and imports included. Throughput includes the gateway, the
+feed's hashing and archive inspection and its disk, all on the same shared cores."""
 
 
 def write_section(output: Path, size: int, results: list[Push]) -> None:
