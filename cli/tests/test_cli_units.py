@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -301,3 +303,33 @@ def test_shell_completion_completes_command_names() -> None:
         timeout=60,
     )
     assert done.returncode == 0 and done.stdout.split() == ["release"]
+
+
+class _HtmlPage(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"<html><body>Welcome to nginx!</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_server_that_is_not_cephalo_is_one_line_and_exit_code_3(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A plain web server on 127.0.0.1 stands for a mistyped --server."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HtmlPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert run(["--server", url, "project", "list"]) == 3
+    finally:
+        server.shutdown()
+        thread.join()
+    err = capsys.readouterr().err
+    assert "is it a Cephalo server?" in err and len(err.strip().splitlines()) == 1

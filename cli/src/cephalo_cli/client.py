@@ -15,7 +15,7 @@ import httpx
 
 from cephalo_cli import __version__
 from cephalo_cli.config import Config
-from cephalo_cli.errors import ApiError, Unreachable
+from cephalo_cli.errors import ApiError, Unreachable, UsageError
 
 TERMINAL_STATES = frozenset({"Success", "Failed", "Canceled", "TimedOut"})
 UPLOAD_CHUNK = 1024 * 1024
@@ -40,6 +40,8 @@ class CephaloClient:
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
+        except httpx.InvalidURL as error:
+            raise UsageError(f"--server {self.server!r} is not a usable URL: {error}") from None
         except httpx.TransportError as error:
             raise Unreachable(
                 f"cannot reach {self.server}: {error or type(error).__name__}"
@@ -51,7 +53,15 @@ class CephaloClient:
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """A call below the space; the decoded JSON body (None when empty)."""
         response = self.request(method, self._base + path, **kwargs)
-        return response.json() if response.content else None
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise Unreachable(
+                f"{self.server} answered {method} {path} with something other than JSON; "
+                "is it a Cephalo server?"
+            ) from None
 
     def items(self, path: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Every item of a list, following `{items, total}` pages; plain arrays as they are."""
