@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: run test lint bootstrap clean bench-feed bench-agents
+.PHONY: run test lint bootstrap clean bench-feed bench-agents bench-cli
 
 $(STAMP): uv.lock pyproject.toml */pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ bench-feed: $(STAMP)
 
 bench-agents: $(STAMP)
 	$(BIN)/python tests/bench/bench_agents.py
+
+bench-cli: $(STAMP)
+	$(BIN)/python cli/bench/bench_cli.py
 
 clean:
 	rm -rf $(VENV) .cephalo

@@ -1,1 +1,3 @@
-"""`cephalo`: the command-line tool for people and build servers (thin for now)."""
+"""`cephalo`: the command-line tool for people and build servers."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The `cephalo` command groups, one module each."""
