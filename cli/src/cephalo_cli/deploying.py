@@ -120,7 +120,7 @@ def _body(api: CephaloClient, request: DeployRequest, release_id: str) -> dict[s
         body["use_guided_failure"] = request.guided_failure
     variables = _variables(request.variables)
     if variables:
-        body["prompted_values"] = variables
+        body["prompted_variables"] = variables
     return body
 
 
