@@ -14,3 +14,11 @@ class ReleaseSettings(ServiceSettings):
     scheduler_poll_seconds: float = Field(
         5.0, gt=0, le=3600, description="How often scheduled deployments are checked for due."
     )
+    feed_url: str | None = Field(
+        None,
+        description=(
+            "package-feed's internal base URL, asked for package versions at release creation; "
+            "unset: explicit versions are trusted and none can be chosen."
+        ),
+    )
+    feed_timeout_seconds: float = Field(5.0, gt=0, le=300)

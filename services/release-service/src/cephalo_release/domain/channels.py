@@ -2,7 +2,7 @@
 
 Every project has exactly one default channel; a release belongs to one channel. Version
 rules (NuGet or Maven ranges, pre-release tag regexes) are checked at release creation
-with `cephalo_common.packages`.
+(`package_versions`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cephalo_common.errors import Conflict, Invalid, NotFound
-from cephalo_common.packages import is_valid_version_range, matches_channel_rule
+from cephalo_common.packages import is_valid_version_range
 from cephalo_release.db.models import Channel, Project, Space
 from cephalo_release.db.repositories import Repositories
 from cephalo_release.domain.common import as_uuid, check_version, unique_slug
@@ -156,27 +156,3 @@ async def update_channel(
     channel.version += 1
     await repos.flush()
     return channel
-
-
-def rule_violations(
-    rules: Sequence[Mapping[str, Any]], selected: Sequence[Mapping[str, str]]
-) -> list[str]:
-    """Why the selected package versions break the channel's rules (empty when they don't)."""
-    problems = []
-    for rule in rules:
-        targets = {str(ref).lower() for ref in rule.get("action_packages") or []}
-        for package in selected:
-            action = package["action_name"].lower()
-            reference = f"{action}:{package['package_reference'].lower()}"
-            if targets and action not in targets and reference not in targets:
-                continue
-            if not matches_channel_rule(
-                package["version"],
-                version_range=str(rule.get("version_range") or ""),
-                tag=str(rule.get("tag") or ""),
-            ):
-                problems.append(
-                    f'{package["version"]} of "{package["action_name"]}" breaks the channel rule '
-                    f"(range {rule.get('version_range') or '*'!r}, tag {rule.get('tag') or '*'!r})"
-                )
-    return problems
