@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-from cephalo_common.testing import running
+from cephalo_common.testing import running, serving
+from cephalo_feed.clients.release_service import ReleaseServiceReferences
 from cephalo_release.app import create_app
 from cephalo_release.settings import ReleaseSettings
 
@@ -141,3 +142,42 @@ async def test_without_a_feed_explicit_versions_are_trusted(client: httpx.AsyncC
         {"action_name": "Web", "package_reference": "tools", "version": "1.0.0"},
     ]
     assert (await client.post(url, json={"packages": both})).status_code == 201
+
+
+async def test_package_references_answer_the_feeds_question(
+    api: Any, other_space: Any, release_settings: ReleaseSettings
+) -> None:
+    """The feed's own client reads the endpoint: the contract is the one it was written for."""
+    legacy = {"name": "Legacy", "target_roles": ["web"], "script_body": "echo legacy"}
+    project = await api.project(steps=[*WEB_AND_TOOLS, legacy])
+    url = f"/projects/{project['id']}/releases"
+    for web, tools in (("1.0.0", "3.0.0"), ("1.0.0", "3.1.0"), ("1.2.0-beta", "3.1.0")):
+        packages = [
+            {"action_name": "Web", "version": web},
+            {"action_name": "web", "package_reference": "Tools", "version": tools},
+        ]
+        await api.ok("POST", url, 201, json={"packages": packages, "version": web + tools})
+
+    answer = await api.ok("GET", "/package-references", params={"package_id": "sel.web"})
+    assert answer == {"package_id": "sel.web", "versions": ["1.0.0", "1.2.0-beta"]}
+    tools = await api.ok("GET", "/package-references", params={"package_id": "SEL.TOOLS"})
+    assert tools["versions"] == ["3.0.0", "3.1.0"]
+    for unused in ("Sel", "Sel.Web.Extra", "%", "_el.Web"):
+        none = await api.ok("GET", "/package-references", params={"package_id": unused})
+        assert none["versions"] == [], unused
+    elsewhere = await other_space.ok("GET", "/package-references", params={"package_id": "Sel.Web"})
+    assert elsewhere["versions"] == []
+    missing = await api.request("GET", "/package-references")
+    assert missing.status_code == 422
+    nowhere = await api.client.get(
+        "/api/v1/spaces/no-such-space/package-references", params={"package_id": "Sel.Web"}
+    )
+    assert nowhere.status_code == 404
+
+    async with serving(create_app(release_settings)) as base_url:
+        client = ReleaseServiceReferences(base_url, timeout_seconds=5.0)
+        try:
+            known = await client.references(uuid.UUID(api.id), "Sel.Web")
+        finally:
+            await client.aclose()
+    assert known.known and known.version_keys == {"1.0.0", "1.2.0-beta"}

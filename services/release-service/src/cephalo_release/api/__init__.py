@@ -6,6 +6,7 @@ from cephalo_release.api.routes import (
     deployments,
     environments,
     lifecycles,
+    package_references,
     project_groups,
     projects,
     releases,
@@ -20,6 +21,7 @@ routers = [
     projects.router,
     channels.router,
     releases.router,
+    package_references.router,
     deployments.router,
     dashboard.router,
 ]

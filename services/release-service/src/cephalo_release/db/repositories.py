@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, Text, and_, cast, func, select
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -323,6 +323,19 @@ class ReleaseRepository(SpaceScopedRepository[Release]):
         if channel_id is not None:
             statement = statement.where(Release.channel_id == channel_id)
         return await _page(self, statement, self.ordering(), skip, take)
+
+    async def list_mentioning(self, space_id: uuid.UUID, text: str) -> Sequence[Release]:
+        """Releases of the space whose process snapshot mentions `text` (case-insensitive):
+        a coarse filter; the caller matches exactly."""
+        pattern = f"%{_escape_like(text)}%"
+        return await self.list(
+            select(Release)
+            .where(
+                Release.space_id == space_id,
+                cast(Release.process_snapshot, Text).ilike(pattern, escape="\\"),
+            )
+            .order_by(Release.created_at, Release.id)
+        )
 
     async def find_many(self, ids: set[uuid.UUID]) -> Sequence[Release]:
         if not ids:

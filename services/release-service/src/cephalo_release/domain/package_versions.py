@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from cephalo_common.errors import Invalid
 from cephalo_common.packages import matches_channel_rule
-from cephalo_release.domain.process import package_references
+from cephalo_release.domain.process import canonical_step, package_references
 
 BUILTIN_FEED = "builtin"
 Rule = Mapping[str, Any]
@@ -162,3 +162,21 @@ async def select_package_versions(
             await _check_explicit(source, space_id, action, reference, version, applicable)
         selected.append({"action_name": action, "package_reference": name, "version": version})
     return selected
+
+
+def versions_used(releases: Sequence[Any], package_id: str) -> list[str]:
+    """Every version of `package_id` (case-insensitive) the releases selected, in their order."""
+    wanted = package_id.lower()
+    found: dict[str, None] = {}
+    for release in releases:
+        ids = {
+            (action.lower(), name.lower()): str(reference["package_id"]).lower()
+            for action, name, reference in package_references(
+                [canonical_step(step) for step in release.process_snapshot]
+            )
+        }
+        for package in release.selected_packages:
+            key = (str(package["action_name"]).lower(), str(package["package_reference"]).lower())
+            if ids.get(key) == wanted:
+                found.setdefault(str(package["version"]), None)
+    return list(found)
