@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from cephalo_common.testing import running, serving
 from cephalo_feed.app import create_app as create_feed_app
@@ -151,15 +152,18 @@ class PackageFeed:
     url: str
     http: httpx.AsyncClient
 
-    async def push(self, space_id: str, package_id: str, version: str) -> dict[str, Any]:
+    async def push(
+        self, space_id: str, package_id: str, version: str, params: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
             archive.writestr("readme.txt", f"{package_id} {version}")
         response = await self.http.post(
             f"/api/v1/spaces/{space_id}/packages",
+            params=params or {},
             files={"file": (f"{package_id}.{version}.zip", buffer.getvalue(), "application/zip")},
         )
-        assert response.status_code == 201, response.text
+        assert response.status_code in (200, 201), response.text
         return dict(response.json())
 
 
@@ -183,13 +187,18 @@ async def package_feed(feed_settings: FeedSettings) -> AsyncIterator[PackageFeed
 
 
 @pytest.fixture
-async def feed_client(
+async def feed_service(
     release_settings: ReleaseSettings, package_feed: PackageFeed
-) -> AsyncIterator[httpx.AsyncClient]:
-    """release-service asking the real package-feed for versions."""
-    settings = release_settings.model_copy(update={"feed_url": package_feed.url})
-    async with running(create_app(settings)) as client:
-        yield client
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """release-service asking the real package-feed for versions (the app and a client)."""
+    app = create_app(release_settings.model_copy(update={"feed_url": package_feed.url}))
+    async with running(app) as client:
+        yield app, client
+
+
+@pytest.fixture
+def feed_client(feed_service: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return feed_service[1]
 
 
 @pytest.fixture

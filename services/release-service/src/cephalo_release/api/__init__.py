@@ -11,6 +11,7 @@ from cephalo_release.api.routes import (
     projects,
     releases,
     spaces,
+    triggers,
 )
 
 routers = [
@@ -24,4 +25,5 @@ routers = [
     package_references.router,
     deployments.router,
     dashboard.router,
+    triggers.router,
 ]
