@@ -266,7 +266,9 @@ async def test_deploy_latest_release_from_a_to_b_on_schedule(
     slow = second + timedelta(days=800)
     assert await run_scheduled(app, second, slow) == 1
     to_b = await feed_api.deployments(environment_id=b["id"])
-    assert [(d["release_id"], d["trigger"]) for d in to_b] == [(new["id"], "Trigger")]
+    assert [(d["release_id"], d["trigger"], d["deployed_by"]) for d in to_b] == [
+        (new["id"], "Trigger", "trigger Promote yearly")
+    ]
     after = await feed_api.ok("GET", f"{url}/{trigger['id']}")
     assert datetime.fromisoformat(after["last_run_at"]) == slow
     next_run = datetime.fromisoformat(after["next_run_at"])

@@ -15,7 +15,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cephalo_common.contracts import (
+    ConnectivityPolicyV1,
     DeploymentFinishedV1,
+    DeploymentOptionsV1,
     DeploymentRequestedV1,
     ScriptActionSnapshot,
 )
@@ -50,6 +52,7 @@ class DeploymentOptions:
     queue_time: datetime | None = None
     queue_time_expiry: datetime | None = None
     comments: str = ""
+    deployed_by: str | None = None
 
 
 def guided_failure(override: bool | None, project_mode: str, environment_default: bool) -> bool:
@@ -174,7 +177,7 @@ async def _record(
             channel_id=release.channel_id,
             state="Scheduled" if scheduled else "Queued",
             trigger=trigger,
-            deployed_by=None,
+            deployed_by=options.deployed_by,
             comments=options.comments,
             specific_machine_ids=[str(id) for id in options.specific_machine_ids],
             excluded_machine_ids=[str(id) for id in options.excluded_machine_ids],
@@ -191,11 +194,29 @@ async def _record(
         )
     )
     if announce and not scheduled:
-        _announce(repos, deployment, release, project, environment, now)
+        await _announce(repos, deployment, release, project, environment, now)
     return deployment
 
 
-def _announce(
+def run_options(deployment: Deployment, project: Project) -> DeploymentOptionsV1:
+    """The choices of the deployment and the project settings that shape its run."""
+    policy = project.connectivity_policy or {}
+    return DeploymentOptionsV1(
+        specific_machine_ids=list(deployment.specific_machine_ids),
+        excluded_machine_ids=list(deployment.excluded_machine_ids),
+        skip_action_ids=list(deployment.skip_actions),
+        use_guided_failure=deployment.use_guided_failure,
+        connectivity=ConnectivityPolicyV1(
+            skip_machine_behavior=(
+                "SkipUnavailableMachines" if policy.get("skip_unavailable_targets") else "None"
+            ),
+            exclude_unhealthy_targets=bool(policy.get("exclude_unhealthy_targets")),
+            allow_deployments_to_no_targets=bool(policy.get("allow_deployments_to_no_targets")),
+        ),
+    )
+
+
+async def _announce(
     repos: Repositories,
     deployment: Deployment,
     release: Release,
@@ -205,6 +226,7 @@ def _announce(
 ) -> None:
     """Emit `deployment.requested` in the caller's transaction (outbox)."""
     actions = _actions(release, environment.id, deployment.skip_actions)
+    channel = await repos.channels.find(release.channel_id)
     deployment.requested_at = now
     publish.deployment_requested(
         repos.session,
@@ -218,6 +240,11 @@ def _announce(
             environment_id=str(environment.id),
             environment_name=environment.name,
             steps=[ScriptActionSnapshot.model_validate(action) for action in actions],
+            space_id=str(release.space_id),
+            channel_id=str(release.channel_id),
+            channel_name=channel.name if channel is not None else None,
+            deployed_by=deployment.deployed_by,
+            options=run_options(deployment, project),
         ),
     )
 
@@ -257,7 +284,7 @@ async def promote(repos: Repositories, release: Release) -> list[Deployment]:
             await repos.session.delete(deployment)
             await repos.flush()
             continue
-        _announce(repos, deployment, release, project, environment, utc_now())
+        await _announce(repos, deployment, release, project, environment, utc_now())
         created.append(deployment)
     return created
 
@@ -301,6 +328,7 @@ async def redeploy(
     queue_time: datetime | None = None,
     queue_time_expiry: datetime | None = None,
     comments: str = "",
+    deployed_by: str | None = None,
 ) -> Deployment:
     """The same release to the same environment, with the same choices, once more."""
     options = DeploymentOptions(
@@ -311,6 +339,7 @@ async def redeploy(
         queue_time=queue_time,
         queue_time_expiry=queue_time_expiry,
         comments=comments,
+        deployed_by=deployed_by,
     )
     return await request_deployment(
         repos,
@@ -368,6 +397,6 @@ async def dispatch_due(repos: Repositories, now: datetime, limit: int = 100) -> 
         project = await repos.projects.get(deployment.project_id)
         environment = await repos.environments.get(deployment.environment_id)
         deployment.state = "Queued"
-        _announce(repos, deployment, release, project, environment, now)
+        await _announce(repos, deployment, release, project, environment, now)
     await repos.flush()
     return len(due)

@@ -22,7 +22,7 @@ from cephalo_release.db.models import Channel, Project, ProjectTrigger, Release,
 from cephalo_release.db.repositories import Repositories
 from cephalo_release.domain.channels import channel_for_release, find_channel
 from cephalo_release.domain.common import as_uuid, check_version
-from cephalo_release.domain.deployments import request_deployment
+from cephalo_release.domain.deployments import DeploymentOptions, request_deployment
 from cephalo_release.domain.environments import find_environment
 from cephalo_release.domain.package_versions import (
     BUILTIN_FEED,
@@ -314,6 +314,7 @@ async def _deploy_latest(repos: Repositories, space: Space, trigger: ProjectTrig
         space,
         release_id=latest.release_id,
         environment_id=destination_id,
+        options=DeploymentOptions(deployed_by=f"trigger {trigger.name}"),
         trigger=TRIGGERED,
     )
     return f"deployment {deployment.id} requested"
@@ -343,6 +344,7 @@ async def _create_and_deploy(
         space,
         release_id=release.id,
         environment_id=destination_id,
+        options=DeploymentOptions(deployed_by=f"trigger {trigger.name}"),
         trigger=TRIGGERED,
     )
     return f"release {release.version} created, deployment {deployment.id} requested"
