@@ -105,7 +105,10 @@ async def test_trigger_failures_are_4xx(api: Any, other_space: Any) -> None:
         ({**schedule, "cron": None}, "body.cron"),
         ({**schedule, "cron": "0 9 * * *"}, "body.cron"),
         ({**schedule, "cron": "61 0 9 * * *"}, "body.cron"),
+        ({**schedule, "cron": "0 0 0 31 2 *"}, "body.cron"),
+        ({**schedule, "cron": "@daily"}, "body.cron"),
         ({**schedule, "timezone": "Mars/Olympus"}, "body.timezone"),
+        ({**schedule, "timezone": "../../etc/passwd"}, "body.timezone"),
         ({**schedule, "action": None}, "body.action"),
         ({**schedule, "source_environment": None}, "body.source_environment"),
         ({**schedule, "destination_environment": "nowhere"}, "body.destination_environment"),
@@ -317,3 +320,52 @@ async def test_create_and_deploy_a_new_release_on_schedule(
 
 def unique_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def test_a_trigger_that_cannot_release_says_why_and_others_still_do(
+    feed_api: Any, package_feed: Any
+) -> None:
+    both = [
+        {
+            "name": "Web",
+            "target_roles": ["web"],
+            "actions": [
+                {
+                    "action_type": "cephalo.package",
+                    "packages": [
+                        {"package_id": "Pair.Web"},
+                        {"name": "db", "package_id": "Pair.Db"},
+                    ],
+                }
+            ],
+        }
+    ]
+    web_only = [
+        {
+            **both[0],
+            "actions": [{**both[0]["actions"][0], "packages": [{"package_id": "Pair.Web"}]}],
+        }
+    ]
+    pair = await feed_api.project(steps=both)
+    single = await feed_api.project(steps=web_only)
+    pair_url, single_url = (f"/projects/{p['id']}/triggers" for p in (pair, single))
+    pair_trigger = await feed_api.ok(
+        "POST", pair_url, 201, json={"name": "Pair", "kind": "PackagePush"}
+    )
+    await feed_api.ok("POST", single_url, 201, json={"name": "Single", "kind": "PackagePush"})
+
+    await package_feed.push(feed_api.id, "Pair.Web", "1.1.0")
+    await feed_api.wait_for(lambda: _count(feed_api, single, 1))
+    await feed_api.wait_for(lambda: _trigger_says(feed_api, pair_url, pair_trigger, "Pair.Db"))
+    said = (await feed_api.ok("GET", f"{pair_url}/{pair_trigger['id']}"))["last_result"]
+    assert said.startswith("no release:") and "no version of Pair.Db" in said
+    assert await releases_of(feed_api, pair) == []
+
+    await package_feed.push(feed_api.id, "Pair.Db", "1.0.0")
+    await feed_api.wait_for(lambda: _count(feed_api, pair, 1))
+    (release,) = await releases_of(feed_api, pair)
+    assert {p["package_reference"]: p["version"] for p in release["selected_packages"]} == {
+        "": "1.1.0",
+        "db": "1.0.0",
+    }
+    assert len(await releases_of(feed_api, single)) == 1

@@ -19,13 +19,13 @@ def zone(name: str) -> ZoneInfo:
 
 
 def check_cron(expression: str) -> None:
-    """ValueError unless `expression` is six cron fields, seconds first."""
+    """ValueError unless `expression` is six cron fields, seconds first, that ever fire."""
     if len(expression.split()) != CRON_FIELDS:
         raise ValueError(
             f"{expression!r} must have six fields: second minute hour day month weekday"
         )
     try:
-        croniter(expression, second_at_beginning=True)
+        croniter(expression, second_at_beginning=True).get_next(datetime)
     except (CroniterError, ValueError, KeyError) as error:
         raise ValueError(f"{expression!r} is not a valid cron expression: {error}") from error
 
