@@ -181,3 +181,11 @@ async def test_package_references_answer_the_feeds_question(
         finally:
             await client.aclose()
     assert known.known and known.version_keys == {"1.0.0", "1.2.0-beta"}
+
+
+async def test_a_tag_that_is_not_a_regex_is_refused(api: Any) -> None:
+    project = await api.project(steps=WEB_AND_TOOLS)
+    body = {"name": "Broken", "rules": [{"tag": "beta("}]}
+    response = await api.request("POST", f"/projects/{project['id']}/channels", json=body)
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["body.rules.0.tag"]

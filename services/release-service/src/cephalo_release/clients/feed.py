@@ -2,8 +2,8 @@
 
 `GET /api/v1/spaces/{space}/packages/{id}/versions?version_range=&prerelease_tag=` lists
 versions newest first (semantic order) through one channel rule; `GET …/versions/{v}` is
-200 or 404. Transport errors, timeouts and any other status are `Unavailable` (503): a
-release is never created from a guess.
+200 or 404. A 422 (a rule the feed cannot apply) is `Invalid`; transport errors, timeouts
+and any other status are `Unavailable` (503): a release is never created from a guess.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
-from cephalo_common.errors import Unavailable
+from cephalo_common.errors import Invalid, Unavailable
 
 PAGE_SIZE = 500
 MAX_PAGES = 20
@@ -61,12 +61,21 @@ class FeedPackageVersions:
             raise Unavailable(f"package-feed cannot be reached: {error!r}") from error
         if response.status_code == httpx.codes.NOT_FOUND and missing_ok:
             return None
+        if response.status_code == httpx.codes.UNPROCESSABLE_ENTITY:
+            raise Invalid(f"package-feed refused the channel rule: {_detail(response)}")
         if not response.is_success:
             raise Unavailable(f"package-feed answered {response.status_code}")
         try:
             return response.json()
         except ValueError as error:
             raise Unavailable(f"package-feed sent an unreadable answer: {error}") from error
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail") or response.text)[:500]
+    except (ValueError, AttributeError):
+        return response.text[:500]
 
 
 def _items(body: Any) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ rules (NuGet or Maven ranges, pre-release tag regexes) are checked at release cr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -61,6 +62,14 @@ async def channel_for_release(repos: Repositories, project: Project, ref: str | 
     return channel if channel is not None else await create_default_channel(repos, project)
 
 
+def _is_regex(text: str) -> bool:
+    try:
+        re.compile(text)
+    except re.error:
+        return False
+    return True
+
+
 def _validated_rules(rules: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     errors = []
     for index, rule in enumerate(rules):
@@ -69,6 +78,14 @@ def _validated_rules(rules: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
                 {
                     "field": f"body.rules.{index}.version_range",
                     "message": f"{rule['version_range']!r} is not a NuGet or Maven range",
+                    "code": "invalid",
+                }
+            )
+        if rule["tag"] and not _is_regex(rule["tag"]):
+            errors.append(
+                {
+                    "field": f"body.rules.{index}.tag",
+                    "message": f"{rule['tag']!r} is not a regular expression",
                     "code": "invalid",
                 }
             )
