@@ -18,6 +18,7 @@ from typing import Any
 from cephalo_common.errors import CephaloError, Conflict, Invalid, NotFound
 from cephalo_common.ids import utc_now
 from cephalo_common.logging import get_logger
+from cephalo_common.packages import normalize_version
 from cephalo_release.db.models import Channel, Project, ProjectTrigger, Release, Space
 from cephalo_release.db.repositories import Repositories
 from cephalo_release.domain.channels import channel_for_release, find_channel
@@ -187,11 +188,19 @@ async def get_trigger(repos: Repositories, project: Project, ref: str) -> Projec
     return found
 
 
+def _version_key(version: str) -> str:
+    try:
+        return normalize_version(version)
+    except ValueError:
+        return version.lower()
+
+
 def version_set(selected: Sequence[Mapping[str, Any]]) -> str:
-    """A stable key of the package versions of a release."""
+    """A stable key of the package versions of a release (`1.2` and `1.2.0` are one)."""
     return ";".join(
         sorted(
-            f"{p['action_name']}:{p.get('package_reference', '')}={p['version']}".lower()
+            f"{p['action_name']}:{p.get('package_reference', '')}".lower()
+            + f"={_version_key(str(p['version']))}"
             for p in selected
         )
     )
@@ -207,6 +216,16 @@ async def _already_released(
     )
 
 
+def _references_to(steps: Sequence[dict[str, Any]], package_id: str) -> list[tuple[str, str]]:
+    """The (action, reference) pairs of the process that use `package_id` from the feed."""
+    return [
+        (action, name)
+        for action, name, reference in package_references(steps)
+        if str(reference["package_id"]).lower() == package_id.lower()
+        and str(reference.get("feed_id") or BUILTIN_FEED) == BUILTIN_FEED
+    ]
+
+
 async def _release_pushed(
     repos: Repositories,
     space: Space,
@@ -218,14 +237,7 @@ async def _release_pushed(
     package_id, version = pushed
     project = await repos.projects.get(trigger.project_id)
     steps = process_steps(await get_process(repos, project))
-    references = [
-        (action, name)
-        for action, name, reference in package_references(steps)
-        if str(reference["package_id"]).lower() == package_id.lower()
-        and str(reference.get("feed_id") or BUILTIN_FEED) == BUILTIN_FEED
-    ]
-    if not references or project.is_disabled:
-        return None
+    references = _references_to(steps, package_id)
     channel_ref = str(trigger.channel_id) if trigger.channel_id else None
     channel = await channel_for_release(repos, project, channel_ref)
     for action, name in references:
@@ -239,7 +251,8 @@ async def _release_pushed(
         {"action_name": action, "package_reference": name, "version": version}
         for action, name in references
     ]
-    return await _create_once(repos, space, project, channel, trigger, explicit, source)
+    selected = await select_package_versions(source, space.id, steps, explicit, channel.rules)
+    return await _create_once(repos, space, project, channel, trigger, selected, source)
 
 
 async def _create_once(
@@ -248,11 +261,9 @@ async def _create_once(
     project: Project,
     channel: Channel,
     trigger: ProjectTrigger,
-    explicit: list[dict[str, str]],
+    selected: list[dict[str, str]],
     source: PackageVersionSource | None,
 ) -> Release | None:
-    steps = process_steps(await get_process(repos, project))
-    selected = await select_package_versions(source, space.id, steps, explicit, channel.rules)
     key = version_set(selected)
     if await _already_released(repos, project, channel, key):
         trigger.last_result = f"a release of {key} already exists in {channel.name}"
@@ -274,6 +285,13 @@ async def _create_once(
     return release
 
 
+async def _uses(repos: Repositories, trigger: ProjectTrigger, package_id: str) -> bool:
+    project = await repos.projects.get(trigger.project_id)
+    if project.is_disabled:
+        return False
+    return bool(_references_to(process_steps(await get_process(repos, project)), package_id))
+
+
 async def on_package_pushed(
     repos: Repositories,
     space_id: uuid.UUID,
@@ -281,20 +299,23 @@ async def on_package_pushed(
     source: PackageVersionSource | None,
     now: datetime,
 ) -> list[Release]:
-    """Every package trigger of the space answers the push in its own savepoint: one that
-    cannot release records why, the others still do. A feed outage propagates (redelivery)."""
+    """Every package trigger whose project uses the package answers the push in its own
+    savepoint: one that cannot release records why, the others still do. A feed outage
+    propagates (the event is redelivered)."""
     space = await repos.spaces.find(space_id)
     if space is None:
         return []
     created = []
     for trigger in await repos.triggers.enabled_of_kind(space.id, PACKAGE_PUSH):
+        if not await _uses(repos, trigger, pushed[0]):
+            continue
+        trigger.last_run_at = now
         try:
             async with repos.session.begin_nested():
                 release = await _release_pushed(repos, space, trigger, pushed, source)
         except (Invalid, Conflict) as error:
             trigger.last_result = f"no release: {error.detail}"
             release = None
-        trigger.last_run_at = now
         if release is not None:
             created.append(release)
     await repos.flush()
