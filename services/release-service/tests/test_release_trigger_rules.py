@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from cephalo_release.domain.package_triggers import version_set
 from cephalo_release.domain.package_versions import broken_rule, rules_for
 from cephalo_release.domain.schedules import check_cron, next_fire
-from cephalo_release.domain.triggers import version_set
 
 
 @pytest.mark.parametrize(

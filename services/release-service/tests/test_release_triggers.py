@@ -18,7 +18,7 @@ from cephalo_common.contracts import PACKAGE_PUSHED, DeploymentFinishedV1
 from cephalo_common.messaging.envelope import Envelope
 from cephalo_release.db.repositories import Repositories
 from cephalo_release.domain.deployments import record_finished
-from cephalo_release.domain.triggers import run_due_triggers
+from cephalo_release.domain.scheduled_triggers import run_due_triggers
 
 WEB = [
     {

@@ -1,48 +1,25 @@
-"""Project triggers (Octopus §10.1): releases on package push, deployments on a schedule.
+"""Project triggers (Octopus §10.1): the resource, its validation and its first run time.
 
-A package trigger creates a release in its channel when a package the process references is
-pushed and the channel's rules allow the version, never twice for the same version set
-(`triggered_releases` is the unique claim; the inbox drops a redelivered event). A scheduled
-trigger's next run is computed from when its last run finished, so a run slower than the
-schedule skips the missed fires instead of piling them up.
+What a trigger does lives in `package_triggers` (releases on package push) and
+`scheduled_triggers` (deployments on a cron schedule).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from cephalo_common.errors import CephaloError, Conflict, Invalid, NotFound
-from cephalo_common.ids import utc_now
-from cephalo_common.logging import get_logger
-from cephalo_common.packages import normalize_version
-from cephalo_release.db.models import Channel, Project, ProjectTrigger, Release, Space
+from cephalo_common.errors import Conflict, Invalid, NotFound
+from cephalo_release.db.models import Channel, Project, ProjectTrigger, Space
 from cephalo_release.db.repositories import Repositories
-from cephalo_release.domain.channels import channel_for_release, find_channel
+from cephalo_release.domain.channels import find_channel
 from cephalo_release.domain.common import as_uuid, check_version
-from cephalo_release.domain.deployments import DeploymentOptions, request_deployment
 from cephalo_release.domain.environments import find_environment
-from cephalo_release.domain.package_versions import (
-    BUILTIN_FEED,
-    PackageVersionSource,
-    broken_rule,
-    describe,
-    rules_for,
-    select_package_versions,
-)
-from cephalo_release.domain.process import package_references
-from cephalo_release.domain.projects import get_process, process_steps
-from cephalo_release.domain.releases import create_release
 from cephalo_release.domain.schedules import check_cron, next_fire, zone
-
-log = get_logger(__name__)
 
 PACKAGE_PUSH, SCHEDULE = "PackagePush", "Schedule"
 DEPLOY_LATEST, CREATE_AND_DEPLOY = "DeployLatestRelease", "CreateAndDeployRelease"
-TRIGGERED = "Trigger"
 
 
 @dataclass(frozen=True)
@@ -186,220 +163,3 @@ async def get_trigger(repos: Repositories, project: Project, ref: str) -> Projec
     if found is None:
         raise NotFound(f"trigger {ref!r} was not found in project {project.name}")
     return found
-
-
-def _version_key(version: str) -> str:
-    try:
-        return normalize_version(version)
-    except ValueError:
-        return version.lower()
-
-
-def version_set(selected: Sequence[Mapping[str, Any]]) -> str:
-    """A stable key of the package versions of a release (`1.2` and `1.2.0` are one)."""
-    return ";".join(
-        sorted(
-            f"{p['action_name']}:{p.get('package_reference', '')}".lower()
-            + f"={_version_key(str(p['version']))}"
-            for p in selected
-        )
-    )
-
-
-async def _already_released(
-    repos: Repositories, project: Project, channel: Channel, key: str
-) -> bool:
-    releases = await repos.releases.list_for_project(project.id)
-    return any(
-        release.channel_id == channel.id and version_set(release.selected_packages) == key
-        for release in releases
-    )
-
-
-def _references_to(steps: Sequence[dict[str, Any]], package_id: str) -> list[tuple[str, str]]:
-    """The (action, reference) pairs of the process that use `package_id` from the feed."""
-    return [
-        (action, name)
-        for action, name, reference in package_references(steps)
-        if str(reference["package_id"]).lower() == package_id.lower()
-        and str(reference.get("feed_id") or BUILTIN_FEED) == BUILTIN_FEED
-    ]
-
-
-async def _release_pushed(
-    repos: Repositories,
-    space: Space,
-    trigger: ProjectTrigger,
-    pushed: tuple[str, str],
-    source: PackageVersionSource | None,
-) -> Release | None:
-    """One trigger's answer to a push: a new release, or None (with the reason recorded)."""
-    package_id, version = pushed
-    project = await repos.projects.get(trigger.project_id)
-    steps = process_steps(await get_process(repos, project))
-    references = _references_to(steps, package_id)
-    channel_ref = str(trigger.channel_id) if trigger.channel_id else None
-    channel = await channel_for_release(repos, project, channel_ref)
-    for action, name in references:
-        rule = broken_rule(version, rules_for(channel.rules, action, name))
-        if rule is not None:
-            trigger.last_result = (
-                f"{package_id} {version} is not allowed by the channel ({describe(rule)})"
-            )
-            return None
-    explicit = [
-        {"action_name": action, "package_reference": name, "version": version}
-        for action, name in references
-    ]
-    selected = await select_package_versions(source, space.id, steps, explicit, channel.rules)
-    return await _create_once(repos, space, project, channel, trigger, selected, source)
-
-
-async def _create_once(
-    repos: Repositories,
-    space: Space,
-    project: Project,
-    channel: Channel,
-    trigger: ProjectTrigger,
-    selected: list[dict[str, str]],
-    source: PackageVersionSource | None,
-) -> Release | None:
-    key = version_set(selected)
-    if await _already_released(repos, project, channel, key):
-        trigger.last_result = f"a release of {key} already exists in {channel.name}"
-        return None
-    if not await repos.triggered_releases.claim(channel.id, key):
-        return None
-    release = await create_release(
-        repos,
-        space,
-        project,
-        version=None,
-        release_notes=f"Created by trigger {trigger.name}.",
-        channel=str(channel.id),
-        packages=selected,
-        package_source=source,
-    )
-    await repos.triggered_releases.record_release(channel.id, key, release.id)
-    trigger.last_result = f"created release {release.version}"
-    return release
-
-
-async def _uses(repos: Repositories, trigger: ProjectTrigger, package_id: str) -> bool:
-    project = await repos.projects.get(trigger.project_id)
-    if project.is_disabled:
-        return False
-    return bool(_references_to(process_steps(await get_process(repos, project)), package_id))
-
-
-async def on_package_pushed(
-    repos: Repositories,
-    space_id: uuid.UUID,
-    pushed: tuple[str, str],
-    source: PackageVersionSource | None,
-    now: datetime,
-) -> list[Release]:
-    """Every package trigger whose project uses the package answers the push in its own
-    savepoint: one that cannot release records why, the others still do. A feed outage
-    propagates (the event is redelivered)."""
-    space = await repos.spaces.find(space_id)
-    if space is None:
-        return []
-    created = []
-    for trigger in await repos.triggers.enabled_of_kind(space.id, PACKAGE_PUSH):
-        if not await _uses(repos, trigger, pushed[0]):
-            continue
-        trigger.last_run_at = now
-        try:
-            async with repos.session.begin_nested():
-                release = await _release_pushed(repos, space, trigger, pushed, source)
-        except (Invalid, Conflict) as error:
-            trigger.last_result = f"no release: {error.detail}"
-            release = None
-        if release is not None:
-            created.append(release)
-    await repos.flush()
-    return created
-
-
-async def _deploy_latest(repos: Repositories, space: Space, trigger: ProjectTrigger) -> str:
-    source_id, destination_id = trigger.source_environment_id, trigger.destination_environment_id
-    if source_id is None or destination_id is None:
-        raise Invalid("the trigger has lost its environments; edit it")
-    successes = await repos.deployments.successful_for(trigger.project_id, source_id)
-    latest = next((d for d in successes if trigger.channel_id in (None, d.channel_id)), None)
-    if latest is None:
-        return "nothing to deploy: no successful deployment to the source environment yet"
-    deployment = await request_deployment(
-        repos,
-        space,
-        release_id=latest.release_id,
-        environment_id=destination_id,
-        options=DeploymentOptions(deployed_by=f"trigger {trigger.name}"),
-        trigger=TRIGGERED,
-    )
-    return f"deployment {deployment.id} requested"
-
-
-async def _create_and_deploy(
-    repos: Repositories,
-    space: Space,
-    trigger: ProjectTrigger,
-    source: PackageVersionSource | None,
-) -> str:
-    destination_id = trigger.destination_environment_id
-    if destination_id is None:
-        raise Invalid("the trigger has lost its environment; edit it")
-    project = await repos.projects.get(trigger.project_id)
-    release = await create_release(
-        repos,
-        space,
-        project,
-        version=None,
-        release_notes=f"Created by scheduled trigger {trigger.name}.",
-        channel=str(trigger.channel_id) if trigger.channel_id else None,
-        package_source=source,
-    )
-    deployment = await request_deployment(
-        repos,
-        space,
-        release_id=release.id,
-        environment_id=destination_id,
-        options=DeploymentOptions(deployed_by=f"trigger {trigger.name}"),
-        trigger=TRIGGERED,
-    )
-    return f"release {release.version} created, deployment {deployment.id} requested"
-
-
-async def _run(
-    repos: Repositories, trigger: ProjectTrigger, source: PackageVersionSource | None
-) -> str:
-    space = await repos.spaces.get(trigger.space_id)
-    try:
-        async with repos.session.begin_nested():
-            if trigger.action == DEPLOY_LATEST:
-                return await _deploy_latest(repos, space, trigger)
-            return await _create_and_deploy(repos, space, trigger, source)
-    except CephaloError as error:
-        return f"failed: {error.detail}"
-
-
-async def run_due_triggers(
-    repos: Repositories,
-    now: datetime,
-    source: PackageVersionSource | None,
-    *,
-    clock: Callable[[], datetime] = utc_now,
-    limit: int = 20,
-) -> int:
-    """Run the scheduled triggers due at `now`; each next run follows its completion."""
-    due = await repos.triggers.claim_due(now, limit)
-    for trigger in due:
-        result = await _run(repos, trigger, source)
-        finished = max(clock(), now)
-        trigger.last_run_at = finished
-        trigger.last_result = result
-        trigger.next_run_at = next_fire(trigger.cron or "", trigger.timezone, finished)
-        log.info("scheduled trigger ran", trigger_id=str(trigger.id), result=result)
-    await repos.flush()
-    return len(due)

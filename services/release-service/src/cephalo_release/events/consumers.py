@@ -27,7 +27,7 @@ from cephalo_release.db.repositories import Repositories
 from cephalo_release.deps import PACKAGE_FEED_EXTRA
 from cephalo_release.domain.common import as_uuid
 from cephalo_release.domain.deployments import record_finished, record_task_started
-from cephalo_release.domain.triggers import on_package_pushed
+from cephalo_release.domain.package_triggers import on_package_pushed
 
 DEPLOYMENT_FINISHED_CONSUMER = "release-service--deployment-finished"
 TASK_STATE_CHANGED_CONSUMER = "release-service--task-state-changed"

@@ -11,7 +11,7 @@ from cephalo_common.logging import get_logger
 from cephalo_release.db.repositories import Repositories
 from cephalo_release.deps import PACKAGE_FEED_EXTRA
 from cephalo_release.domain.deployments import dispatch_due
-from cephalo_release.domain.triggers import run_due_triggers
+from cephalo_release.domain.scheduled_triggers import run_due_triggers
 
 log = get_logger(__name__)
 
