@@ -111,6 +111,7 @@ class Stack:
             "RELEASE_SERVICE_URL": self.url("release-service"),
             "ORCHESTRATOR_URL": self.url("deploy-orchestrator"),
             "PACKAGE_FEED_URL": self.url("package-feed"),
+            "FEED_URL": self.url("package-feed"),
             "AGENT_GATEWAY_URL": self.url("agent-gateway"),
             "DATA_DIR": str(self.state_dir / spec.name),
             "STORAGE_DIR": str(self.state_dir / "packages"),

@@ -12,12 +12,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
+from cephalo_common.contracts import PACKAGE_DELETED
 from cephalo_common.embedded import free_port
 from cephalo_feed.app import run_maintenance
 from cephalo_feed.clients.release_service import ReleaseServiceReferences
 from cephalo_feed.db.models import OutboxEvent, Package
 from cephalo_feed.domain.retention import apply_retention, collect_garbage
-from cephalo_feed.events.publish import PACKAGE_DELETED
 from cephalo_feed.runtime import Feed
 from cephalo_feed.storage import blob_key
 

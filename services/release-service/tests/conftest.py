@@ -1,14 +1,21 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
+import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
-from cephalo_common.testing import running
+from cephalo_common.testing import running, serving
+from cephalo_feed.app import create_app as create_feed_app
+from cephalo_feed.settings import FeedSettings
 from cephalo_release.app import create_app
 from cephalo_release.settings import ReleaseSettings
 
@@ -140,3 +147,67 @@ async def other_space(client: httpx.AsyncClient) -> SpaceApi:
     created = await client.post("/api/v1/spaces", json={"name": slug, "slug": slug})
     assert created.status_code == 201, created.text
     return SpaceApi(client, slug, created.json()["id"])
+
+
+@dataclass
+class PackageFeed:
+    """A real package-feed served over HTTP; `push` stores a tiny zip as `<id>.<version>.zip`."""
+
+    url: str
+    http: httpx.AsyncClient
+
+    async def push(
+        self, space_id: str, package_id: str, version: str, params: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("readme.txt", f"{package_id} {version}")
+        response = await self.http.post(
+            f"/api/v1/spaces/{space_id}/packages",
+            params=params or {},
+            files={"file": (f"{package_id}.{version}.zip", buffer.getvalue(), "application/zip")},
+        )
+        assert response.status_code in (200, 201), response.text
+        return dict(response.json())
+
+
+@pytest.fixture(scope="session")
+def feed_settings(migrate: Callable[[str], str], nats_url: str, scratch_dir: Path) -> FeedSettings:
+    return FeedSettings(
+        database={"url": migrate("cephalo_feed")},
+        nats={"url": nats_url},
+        messaging={"outbox_poll_seconds": 0.1},
+        storage_dir=scratch_dir / "release-tests-feed",
+    )
+
+
+@pytest.fixture(scope="session")
+async def package_feed(feed_settings: FeedSettings) -> AsyncIterator[PackageFeed]:
+    async with (
+        serving(create_feed_app(feed_settings)) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        yield PackageFeed(url, http)
+
+
+@pytest.fixture
+async def feed_service(
+    release_settings: ReleaseSettings, package_feed: PackageFeed
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """release-service asking the real package-feed for versions (the app and a client)."""
+    app = create_app(release_settings.model_copy(update={"feed_url": package_feed.url}))
+    async with running(app) as client:
+        yield app, client
+
+
+@pytest.fixture
+def feed_client(feed_service: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return feed_service[1]
+
+
+@pytest.fixture
+async def feed_api(feed_client: httpx.AsyncClient) -> SpaceApi:
+    slug = unique("space")
+    created = await feed_client.post("/api/v1/spaces", json={"name": slug, "slug": slug})
+    assert created.status_code == 201, created.text
+    return SpaceApi(feed_client, slug, created.json()["id"])

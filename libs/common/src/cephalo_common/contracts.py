@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,6 +64,7 @@ STEP_DISPATCH = EventKind("agent", "step", "dispatch", command=True, carries_sec
 STEP_LOG = EventKind("agent", "step", "log")
 STEP_FINISHED = EventKind("agent", "step", "finished")
 PACKAGE_PUSHED = EventKind("feed", "package", "pushed")
+PACKAGE_DELETED = EventKind("feed", "package", "deleted")
 AUDIT_RECORDED = EventKind("gateway", "audit", "recorded")
 
 
@@ -206,3 +208,27 @@ class StepFinishedV1(Contract):
     sensitive_output_variables: list[str] = Field(default_factory=list)
     last_log_sequence: int | None = None
     artifacts: list[ArtifactV1] = Field(default_factory=list)
+
+
+class PackagePushedV1(Contract):
+    """A package version was stored (new, or replacing the bytes of an existing version)."""
+
+    package_version_id: str
+    package_id: str
+    version: str
+    extension: str
+    size_bytes: int
+    sha256: str
+    published_at: datetime
+    replaced: bool = False
+
+
+class PackageDeletedV1(Contract):
+    """A package version was deleted, by a person (`deleted`) or by retention."""
+
+    package_version_id: str
+    package_id: str
+    version: str
+    sha256: str
+    reason: Literal["deleted", "retention"]
+    forced: bool = False

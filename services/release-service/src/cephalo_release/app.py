@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from cephalo_common.http.app import ServiceDefinition, create_service_app
 from cephalo_release.api import routers
+from cephalo_release.clients.lifespan import close_clients, open_clients
 from cephalo_release.db.models import OutboxEvent
 from cephalo_release.events.consumers import consumers
 from cephalo_release.events.scheduler import start_scheduler
@@ -23,7 +24,8 @@ def create_app(settings: ReleaseSettings | None = None) -> FastAPI:
             routers=routers,
             outbox_model=OutboxEvent,
             consumers=consumers,
-            on_startup=[start_secrets, start_scheduler],
+            on_startup=[start_secrets, open_clients, start_scheduler],
+            on_shutdown=[close_clients],
             description=(
                 "Spaces, environments, lifecycles, projects, channels, processes, releases, "
                 "deployments and the dashboard."

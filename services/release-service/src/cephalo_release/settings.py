@@ -28,3 +28,11 @@ class ReleaseSettings(ServiceSettings):
         description="Older base64 keys (JSON list), still accepted for decryption until "
         "`rotate-keys` has re-encrypted everything with the current key.",
     )
+    feed_url: str | None = Field(
+        None,
+        description=(
+            "package-feed's internal base URL, asked for package versions at release creation; "
+            "unset: explicit versions are trusted and none can be chosen."
+        ),
+    )
+    feed_timeout_seconds: float = Field(5.0, gt=0, le=300)

@@ -1,11 +1,11 @@
 """release-service over HTTP, as the domain's `ReleaseReferences`.
 
-The call (release-service does not serve it yet; it is the contract this service needs):
+The call (release-service serves it; its tests read it with this client):
 `GET {release_service_url}/api/v1/spaces/{space_id}/package-references?package_id=<id>`
 → 200 `{"package_id": "<id>", "versions": ["1.0.0", "1.2.0-beta.1"]}`: every version of
-that package (case-insensitive id) that some release of the space uses. A 404 means the
-route does not exist yet, so nothing is known and everything is kept; transport errors,
-timeouts and 5xx mean release-service is unavailable right now.
+that package (case-insensitive id) that some release of the space uses. A 404 (an older
+release-service, or a space it does not know) means nothing is known and everything is
+kept; transport errors, timeouts and 5xx mean release-service is unavailable right now.
 """
 
 from __future__ import annotations

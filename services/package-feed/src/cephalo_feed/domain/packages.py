@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cephalo_common.contracts import PackageDeletedV1
 from cephalo_common.errors import Conflict, Invalid, NotFound, Unavailable
 from cephalo_common.packages import (
     VersionFormat,
@@ -216,7 +217,7 @@ async def remove_version(
     publish.package_deleted(
         repos.session,
         str(package.space_id),
-        publish.PackageDeletedV1(
+        PackageDeletedV1(
             package_version_id=str(package.id),
             package_id=package.package_id,
             version=package.version,

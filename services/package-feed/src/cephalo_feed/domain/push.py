@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from cephalo_common.contracts import PackagePushedV1
 from cephalo_common.errors import Conflict, Unavailable
 from cephalo_common.ids import utc_now
 from cephalo_common.packages import PackageFilename, normalize_version
@@ -104,7 +105,7 @@ async def push_package(
     publish.package_pushed(
         repos.session,
         str(upload.space_id),
-        publish.PackagePushedV1(
+        PackagePushedV1(
             package_version_id=str(package.id),
             package_id=package.package_id,
             version=package.version,

@@ -1,6 +1,6 @@
 """Which package versions releases use: release-service knows, this service asks.
 
-release-service has no such endpoint yet, so "unknown" is a normal answer: retention then
+"Unknown" (an older release-service without the route) is a normal answer: retention then
 keeps everything, and a delete needs `force`.
 """
 

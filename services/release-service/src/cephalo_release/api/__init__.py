@@ -6,11 +6,13 @@ from cephalo_release.api.routes import (
     deployments,
     environments,
     lifecycles,
+    package_references,
     project_groups,
     projects,
     releases,
     spaces,
     variables,
+    triggers,
 )
 
 routers = [
@@ -21,7 +23,9 @@ routers = [
     projects.router,
     channels.router,
     releases.router,
+    package_references.router,
     deployments.router,
     dashboard.router,
     variables.router,
+    triggers.router,
 ]

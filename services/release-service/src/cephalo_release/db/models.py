@@ -287,6 +287,16 @@ class VariableSet(IdMixin, TimestampMixin, Base):
             "slug",
             unique=True,
             postgresql_where=text("kind = 'library'"),
+class ProjectTrigger(IdMixin, TimestampMixin, Base):
+    """Creates releases when a package is pushed, or deploys on a cron schedule (§10.1)."""
+
+    __tablename__ = "project_triggers"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name_key"),
+        Index(
+            "ix_project_triggers__due",
+            "next_run_at",
+            postgresql_where=text("kind = 'Schedule' AND NOT is_disabled"),
         ),
     )
 
@@ -313,3 +323,31 @@ class SensitiveValue(TimestampMixin, Base):
     key_id: Mapped[str] = mapped_column(String(64), index=True)
     nonce: Mapped[bytes] = mapped_column(LargeBinary)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200), Computed("lower(name)", persisted=True))
+    description: Mapped[str] = mapped_column(Text, default="")
+    is_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    kind: Mapped[str] = mapped_column(String(30))
+    channel_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("channels.id"))
+    cron: Mapped[str | None] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(100), default="UTC")
+    action: Mapped[str | None] = mapped_column(String(40))
+    source_environment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("environments.id"))
+    destination_environment_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("environments.id")
+    )
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_result: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class TriggeredRelease(TimestampMixin, Base):
+    """A set of package versions a trigger already released in a channel: at most once."""
+
+    __tablename__ = "triggered_releases"
+
+    channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("channels.id"), primary_key=True)
+    version_set: Mapped[str] = mapped_column(Text, primary_key=True)
+    release_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("releases.id"))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, Text, and_, cast, func, select
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,8 +24,10 @@ from cephalo_release.db.models import (
     Lifecycle,
     Project,
     ProjectGroup,
+    ProjectTrigger,
     Release,
     Space,
+    TriggeredRelease,
 )
 
 M = TypeVar("M")
@@ -324,6 +326,19 @@ class ReleaseRepository(SpaceScopedRepository[Release]):
             statement = statement.where(Release.channel_id == channel_id)
         return await _page(self, statement, self.ordering(), skip, take)
 
+    async def list_mentioning(self, space_id: uuid.UUID, text: str) -> Sequence[Release]:
+        """Releases of the space whose process snapshot mentions `text` (case-insensitive):
+        a coarse filter; the caller matches exactly."""
+        pattern = f"%{_escape_like(text)}%"
+        return await self.list(
+            select(Release)
+            .where(
+                Release.space_id == space_id,
+                cast(Release.process_snapshot, Text).ilike(pattern, escape="\\"),
+            )
+            .order_by(Release.created_at, Release.id)
+        )
+
     async def find_many(self, ids: set[uuid.UUID]) -> Sequence[Release]:
         if not ids:
             return []
@@ -448,6 +463,84 @@ class AutomaticDeploymentRepository:
         return set(result.scalars().all())
 
 
+class ProjectTriggerRepository(SpaceScopedRepository[ProjectTrigger]):
+    model = ProjectTrigger
+    noun = "trigger"
+
+    async def find_in_project(
+        self, project_id: uuid.UUID, ref: uuid.UUID | None, name: str
+    ) -> ProjectTrigger | None:
+        statement = select(ProjectTrigger).where(ProjectTrigger.project_id == project_id)
+        if ref is not None:
+            found = await self.session.execute(statement.where(ProjectTrigger.id == ref))
+            by_id: ProjectTrigger | None = found.scalar_one_or_none()
+            if by_id is not None:
+                return by_id
+        by_name = statement.where(ProjectTrigger.name_key == name.lower())
+        return (await self.session.execute(by_name)).scalar_one_or_none()
+
+    async def page_in_project(
+        self, project_id: uuid.UUID, *, skip: int, take: int, partial_name: str | None
+    ) -> Page[ProjectTrigger]:
+        statement = select(ProjectTrigger).where(ProjectTrigger.project_id == project_id)
+        if partial_name:
+            statement = statement.where(
+                ProjectTrigger.name.ilike(f"%{_escape_like(partial_name)}%", escape="\\")
+            )
+        return await _page(
+            self, statement, (ProjectTrigger.name_key, ProjectTrigger.id), skip, take
+        )
+
+    async def enabled_of_kind(self, space_id: uuid.UUID, kind: str) -> Sequence[ProjectTrigger]:
+        return await self.list(
+            select(ProjectTrigger)
+            .where(
+                ProjectTrigger.space_id == space_id,
+                ProjectTrigger.kind == kind,
+                ProjectTrigger.is_disabled.is_(False),
+            )
+            .order_by(ProjectTrigger.created_at, ProjectTrigger.id)
+        )
+
+    async def claim_due(self, now: datetime, limit: int) -> Sequence[ProjectTrigger]:
+        """Scheduled triggers whose time has come, locked so one replica runs each."""
+        statement = (
+            select(ProjectTrigger)
+            .where(
+                ProjectTrigger.kind == "Schedule",
+                ProjectTrigger.is_disabled.is_(False),
+                ProjectTrigger.next_run_at <= now,
+            )
+            .order_by(ProjectTrigger.next_run_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return await self.list(statement)
+
+
+class TriggeredReleaseRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(self, channel_id: uuid.UUID, version_set: str) -> bool:
+        """Record that a trigger releases this version set; False when one already did."""
+        statement = (
+            insert(TriggeredRelease)
+            .values(channel_id=channel_id, version_set=version_set)
+            .on_conflict_do_nothing()
+            .returning(TriggeredRelease.channel_id)
+        )
+        return (await self.session.execute(statement)).first() is not None
+
+    async def record_release(
+        self, channel_id: uuid.UUID, version_set: str, release_id: uuid.UUID
+    ) -> None:
+        row = await self.session.get(TriggeredRelease, (channel_id, version_set))
+        if row is not None:
+            row.release_id = release_id
+            await self.session.flush()
+
+
 class Repositories:
     """Every repository of this service over one session (one unit of work)."""
 
@@ -463,6 +556,8 @@ class Repositories:
         self.releases = ReleaseRepository(session)
         self.deployments = DeploymentRepository(session)
         self.automatic = AutomaticDeploymentRepository(session)
+        self.triggers = ProjectTriggerRepository(session)
+        self.triggered_releases = TriggeredReleaseRepository(session)
 
     async def flush(self) -> None:
         await flush_unique(self.session)

@@ -2,16 +2,17 @@
 
 Every project has exactly one default channel; a release belongs to one channel. Version
 rules (NuGet or Maven ranges, pre-release tag regexes) are checked at release creation
-with `cephalo_common.packages`.
+(`package_versions`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cephalo_common.errors import Conflict, Invalid, NotFound
-from cephalo_common.packages import is_valid_version_range, matches_channel_rule
+from cephalo_common.packages import is_valid_version_range
 from cephalo_release.db.models import Channel, Project, Space
 from cephalo_release.db.repositories import Repositories
 from cephalo_release.domain.common import as_uuid, check_version, unique_slug
@@ -61,6 +62,14 @@ async def channel_for_release(repos: Repositories, project: Project, ref: str | 
     return channel if channel is not None else await create_default_channel(repos, project)
 
 
+def _is_regex(text: str) -> bool:
+    try:
+        re.compile(text)
+    except re.error:
+        return False
+    return True
+
+
 def _validated_rules(rules: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     errors = []
     for index, rule in enumerate(rules):
@@ -69,6 +78,14 @@ def _validated_rules(rules: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
                 {
                     "field": f"body.rules.{index}.version_range",
                     "message": f"{rule['version_range']!r} is not a NuGet or Maven range",
+                    "code": "invalid",
+                }
+            )
+        if rule["tag"] and not _is_regex(rule["tag"]):
+            errors.append(
+                {
+                    "field": f"body.rules.{index}.tag",
+                    "message": f"{rule['tag']!r} is not a regular expression",
                     "code": "invalid",
                 }
             )
@@ -156,27 +173,3 @@ async def update_channel(
     channel.version += 1
     await repos.flush()
     return channel
-
-
-def rule_violations(
-    rules: Sequence[Mapping[str, Any]], selected: Sequence[Mapping[str, str]]
-) -> list[str]:
-    """Why the selected package versions break the channel's rules (empty when they don't)."""
-    problems = []
-    for rule in rules:
-        targets = {str(ref).lower() for ref in rule.get("action_packages") or []}
-        for package in selected:
-            action = package["action_name"].lower()
-            reference = f"{action}:{package['package_reference'].lower()}"
-            if targets and action not in targets and reference not in targets:
-                continue
-            if not matches_channel_rule(
-                package["version"],
-                version_range=str(rule.get("version_range") or ""),
-                tag=str(rule.get("tag") or ""),
-            ):
-                problems.append(
-                    f'{package["version"]} of "{package["action_name"]}" breaks the channel rule '
-                    f"(range {rule.get('version_range') or '*'!r}, tag {rule.get('tag') or '*'!r})"
-                )
-    return problems

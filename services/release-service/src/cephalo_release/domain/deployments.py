@@ -15,7 +15,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cephalo_common.contracts import (
+    ConnectivityPolicyV1,
     DeploymentFinishedV1,
+    DeploymentOptionsV1,
     DeploymentRequestedV1,
     ScriptActionSnapshot,
 )
@@ -58,6 +60,7 @@ class DeploymentOptions:
     queue_time_expiry: datetime | None = None
     comments: str = ""
     prompted_values: Mapping[str, str] = field(default_factory=dict)
+    deployed_by: str | None = None
 
 
 def guided_failure(override: bool | None, project_mode: str, environment_default: bool) -> bool:
@@ -183,7 +186,7 @@ async def _record(
             channel_id=release.channel_id,
             state="Scheduled" if scheduled else "Queued",
             trigger=trigger,
-            deployed_by=None,
+            deployed_by=options.deployed_by,
             comments=options.comments,
             specific_machine_ids=[str(id) for id in options.specific_machine_ids],
             excluded_machine_ids=[str(id) for id in options.excluded_machine_ids],
@@ -205,6 +208,24 @@ async def _record(
     return deployment
 
 
+def run_options(deployment: Deployment, project: Project) -> DeploymentOptionsV1:
+    """The choices of the deployment and the project settings that shape its run."""
+    policy = project.connectivity_policy or {}
+    return DeploymentOptionsV1(
+        specific_machine_ids=list(deployment.specific_machine_ids),
+        excluded_machine_ids=list(deployment.excluded_machine_ids),
+        skip_action_ids=list(deployment.skip_actions),
+        use_guided_failure=deployment.use_guided_failure,
+        connectivity=ConnectivityPolicyV1(
+            skip_machine_behavior=(
+                "SkipUnavailableMachines" if policy.get("skip_unavailable_targets") else "None"
+            ),
+            exclude_unhealthy_targets=bool(policy.get("exclude_unhealthy_targets")),
+            allow_deployments_to_no_targets=bool(policy.get("allow_deployments_to_no_targets")),
+        ),
+    )
+
+
 async def _announce(
     repos: Repositories,
     deployment: Deployment,
@@ -215,7 +236,10 @@ async def _announce(
 ) -> None:
     """Emit `deployment.requested` in the caller's transaction (outbox)."""
     actions = _actions(release, environment.id, deployment.skip_actions)
+    channel = await repos.channels.find(release.channel_id)
     deployment.requested_at = now
+    values, prompted = await deployment_values(repos, release, deployment.id)
+    options = run_options(deployment, project).model_copy(update={"prompted_values": prompted})
     event = DeploymentRequestedV1(
         deployment_id=str(deployment.id),
         release_id=str(release.id),
@@ -225,13 +249,12 @@ async def _announce(
         environment_id=str(environment.id),
         environment_name=environment.name,
         steps=[ScriptActionSnapshot.model_validate(action) for action in actions],
-    )
-    values, prompted = await deployment_values(repos, release, deployment.id)
-    event = event.model_copy(
-        update={
-            "variable_values": values,
-            "options": event.options.model_copy(update={"prompted_values": prompted}),
-        }
+        space_id=str(release.space_id),
+        channel_id=str(release.channel_id),
+        channel_name=channel.name if channel is not None else None,
+        deployed_by=deployment.deployed_by,
+        options=options,
+        variable_values=values,
     )
     publish.deployment_requested(repos.session, str(release.space_id), event)
 
@@ -315,6 +338,7 @@ async def redeploy(
     queue_time: datetime | None = None,
     queue_time_expiry: datetime | None = None,
     comments: str = "",
+    deployed_by: str | None = None,
 ) -> Deployment:
     """The same release to the same environment, with the same choices, once more."""
     options = DeploymentOptions(
@@ -326,6 +350,7 @@ async def redeploy(
         queue_time_expiry=queue_time_expiry,
         comments=comments,
         prompted_values=await load_prompted(repos, previous.id),
+        deployed_by=deployed_by,
     )
     return await request_deployment(
         repos,

@@ -120,3 +120,8 @@ class Deployment(ReadModel):
     error: str | None
     created_at: datetime
     finished_at: datetime | None
+
+
+class PackageReferences(ReadModel):
+    package_id: str
+    versions: list[str]

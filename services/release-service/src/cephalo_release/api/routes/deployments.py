@@ -17,6 +17,7 @@ from cephalo_release.domain.deployments import (
 )
 from cephalo_release.domain.environments import get_environment
 from cephalo_release.domain.projects import get_project
+from cephalo_release.identity import RequesterDep
 from cephalo_release.schemas.common import Page
 from cephalo_release.schemas.releases import (
     Deployment,
@@ -29,7 +30,7 @@ from cephalo_release.schemas.releases import DeploymentOptions as OptionsBody
 router = APIRouter(prefix="/api/v1/spaces/{space}/deployments", tags=["deployments"])
 
 
-def _options(body: OptionsBody) -> DeploymentOptions:
+def _options(body: OptionsBody, deployed_by: str | None) -> DeploymentOptions:
     return DeploymentOptions(
         specific_machine_ids=[str(id) for id in body.specific_machine_ids],
         excluded_machine_ids=[str(id) for id in body.excluded_machine_ids],
@@ -39,18 +40,21 @@ def _options(body: OptionsBody) -> DeploymentOptions:
         queue_time_expiry=body.queue_time_expiry,
         comments=body.comments,
         prompted_values=body.prompted_variables,
+        deployed_by=deployed_by,
     )
 
 
 @router.post("", status_code=201)
-async def create(body: DeploymentCreate, space: SpaceDep, repos: ReposDep) -> Deployment:
+async def create(
+    body: DeploymentCreate, space: SpaceDep, repos: ReposDep, requester: RequesterDep
+) -> Deployment:
     """Checks the lifecycle: a 422 names the phase that blocks the environment."""
     deployment = await request_deployment(
         repos,
         space,
         release_id=body.release_id,
         environment_id=body.environment_id,
-        options=_options(body),
+        options=_options(body, requester),
     )
     return Deployment.model_validate(deployment)
 
@@ -77,11 +81,13 @@ async def list_deployments(
 
 
 @router.post("/rollback", status_code=201)
-async def create_rollback(body: RollbackCreate, space: SpaceDep, repos: ReposDep) -> Deployment:
+async def create_rollback(
+    body: RollbackCreate, space: SpaceDep, repos: ReposDep, requester: RequesterDep
+) -> Deployment:
     """Deploy the release that succeeded in the environment before the current one."""
     project = await get_project(repos, space, body.project)
     environment = await get_environment(repos, space, body.environment)
-    deployment = await rollback(repos, space, project, environment, _options(body))
+    deployment = await rollback(repos, space, project, environment, _options(body, requester))
     return Deployment.model_validate(deployment)
 
 
@@ -92,7 +98,11 @@ async def get(deployment_id: uuid.UUID, space: SpaceDep, repos: ReposDep) -> Dep
 
 @router.post("/{deployment_id}/redeploy", status_code=201)
 async def create_redeploy(
-    deployment_id: uuid.UUID, body: RedeployCreate, space: SpaceDep, repos: ReposDep
+    deployment_id: uuid.UUID,
+    body: RedeployCreate,
+    space: SpaceDep,
+    repos: ReposDep,
+    requester: RequesterDep,
 ) -> Deployment:
     previous = await get_deployment(repos, space, deployment_id)
     deployment = await redeploy(
@@ -102,5 +112,6 @@ async def create_redeploy(
         queue_time=body.queue_time,
         queue_time_expiry=body.queue_time_expiry,
         comments=body.comments,
+        deployed_by=requester,
     )
     return Deployment.model_validate(deployment)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request
 
 from cephalo_release.api.conventions import PagingDep, page
 from cephalo_release.db.models import Release as ReleaseRow
-from cephalo_release.deps import ReposDep, SpaceDep
+from cephalo_release.deps import PackageSourceDep, ReposDep, SpaceDep
 from cephalo_release.domain.channels import get_channel
 from cephalo_release.domain.deployments import release_progression
 from cephalo_release.domain.process import canonical_step
@@ -30,7 +30,10 @@ def render(release: ReleaseRow) -> Release:
 
 
 @router.post("/projects/{project}/releases", status_code=201)
-async def create(project: str, body: ReleaseCreate, space: SpaceDep, repos: ReposDep) -> Release:
+async def create(
+    project: str, body: ReleaseCreate, space: SpaceDep, repos: ReposDep, feed: PackageSourceDep
+) -> Release:
+    """Package versions not given are the newest the channel allows in package-feed."""
     found = await get_project(repos, space, project)
     release = await create_release(
         repos,
@@ -40,6 +43,7 @@ async def create(project: str, body: ReleaseCreate, space: SpaceDep, repos: Repo
         release_notes=body.release_notes,
         channel=body.channel,
         packages=[package.model_dump() for package in body.packages],
+        package_source=feed,
     )
     return render(release)
 

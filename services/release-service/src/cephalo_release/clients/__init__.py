@@ -1,0 +1,1 @@
+"""Other services, over HTTP, as the domain's protocols."""
