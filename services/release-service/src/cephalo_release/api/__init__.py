@@ -11,8 +11,8 @@ from cephalo_release.api.routes import (
     projects,
     releases,
     spaces,
-    variables,
     triggers,
+    variables,
 )
 
 routers = [

@@ -287,16 +287,6 @@ class VariableSet(IdMixin, TimestampMixin, Base):
             "slug",
             unique=True,
             postgresql_where=text("kind = 'library'"),
-class ProjectTrigger(IdMixin, TimestampMixin, Base):
-    """Creates releases when a package is pushed, or deploys on a cron schedule (§10.1)."""
-
-    __tablename__ = "project_triggers"
-    __table_args__ = (
-        UniqueConstraint("project_id", "name_key"),
-        Index(
-            "ix_project_triggers__due",
-            "next_run_at",
-            postgresql_where=text("kind = 'Schedule' AND NOT is_disabled"),
         ),
     )
 
@@ -323,6 +313,22 @@ class SensitiveValue(TimestampMixin, Base):
     key_id: Mapped[str] = mapped_column(String(64), index=True)
     nonce: Mapped[bytes] = mapped_column(LargeBinary)
     ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ProjectTrigger(IdMixin, TimestampMixin, Base):
+    """Creates releases when a package is pushed, or deploys on a cron schedule (§10.1)."""
+
+    __tablename__ = "project_triggers"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name_key"),
+        Index(
+            "ix_project_triggers__due",
+            "next_run_at",
+            postgresql_where=text("kind = 'Schedule' AND NOT is_disabled"),
+        ),
+    )
+
+    space_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("spaces.id"), index=True)
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     name_key: Mapped[str] = mapped_column(String(200), Computed("lower(name)", persisted=True))
