@@ -127,7 +127,9 @@ async def report_finished(
     dispatch: StepDispatchV1,
     exit_code: int | None,
     error: str | None = None,
+    **extra: Any,
 ) -> None:
+    """`extra`: output_variables, sensitive_output_variables, last_log_sequence, ..."""
     message = StepFinishedV1(
         ticket=dispatch.ticket,
         task_id=dispatch.task_id,
@@ -135,6 +137,7 @@ async def report_finished(
         machine_id=dispatch.machine_id,
         exit_code=exit_code,
         error=error,
+        **extra,
     )
     envelope = new_envelope(
         source="cephalo://agent-gateway", type=STEP_FINISHED.type, space=space, data=message

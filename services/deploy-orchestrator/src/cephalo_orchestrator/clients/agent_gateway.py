@@ -28,6 +28,7 @@ class MachineResource(BaseModel):
     environment_ids: list[str] | None = None
     roles: list[str] | None = None
     is_disabled: bool = False
+    health_status: str = "Unknown"
 
 
 _MACHINES = TypeAdapter(list[MachineResource])
@@ -64,7 +65,13 @@ class AgentGatewayMachines:
         except ValidationError as error:
             raise TargetsRefused(f"{where} sent an unreadable machine list: {error}") from error
         return [
-            Machine(id=resource.id, name=resource.name, is_disabled=resource.is_disabled)
+            Machine(
+                id=resource.id,
+                name=resource.name,
+                roles=tuple(resource.roles or ()),
+                is_disabled=resource.is_disabled,
+                health_status=resource.health_status,
+            )
             for resource in resources
             if _matches(resource, environment_id, roles)
         ]

@@ -19,7 +19,7 @@ from cephalo_orchestrator.db.models import ServerTask, StepRun, TaskLogLine
 
 QUEUED = "Queued"
 EXECUTING = "Executing"
-RUNNING_STATES = ("Executing", "Cancelling")
+RUNNING_STATES = ("Executing", "Paused", "Cancelling")
 _LANE_LOCK_NAMESPACE = b"cephalo-orchestrator-lane:"
 
 
@@ -232,6 +232,16 @@ class StepRunRepository(RepositoryBase[StepRun]):
             .where(StepRun.task_id == task_id, StepRun.step_index == step_index)
             .order_by(StepRun.machine_name, StepRun.id)
         )
+
+    async def overdue_reports(self, before: datetime, limit: int) -> Sequence[uuid.UUID]:
+        """Runs holding a verdict since before `before` (their log never caught up)."""
+        statement = (
+            select(StepRun.id)
+            .where(StepRun.reported.is_not(None), StepRun.reported_at < before)
+            .order_by(StepRun.reported_at)
+            .limit(limit)
+        )
+        return (await self.session.execute(statement)).scalars().all()
 
     async def for_task(self, task_id: uuid.UUID) -> Sequence[StepRun]:
         return await self.list(

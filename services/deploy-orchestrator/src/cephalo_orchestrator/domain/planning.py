@@ -125,7 +125,8 @@ class DeploymentPlan:
         raise KeyError(index)
 
     def to_json(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        data: dict[str, Any] = _jsonable(asdict(self))
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DeploymentPlan:
