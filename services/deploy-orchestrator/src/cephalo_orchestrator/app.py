@@ -16,13 +16,13 @@ from cephalo_common.http.app import Runtime, ServiceDefinition, create_service_a
 from cephalo_orchestrator.api import routers
 from cephalo_orchestrator.clients.agent_gateway import AgentGatewayMachines, create_client
 from cephalo_orchestrator.db.models import OutboxEvent
+from cephalo_orchestrator.deps import HTTP_CLIENT_KEY
 from cephalo_orchestrator.events.consumers import RUNNER_KEY, consumers
 from cephalo_orchestrator.metrics import refresh_tasks_gauge, tasks_gauge
 from cephalo_orchestrator.runner import TaskRunner, node_name
 from cephalo_orchestrator.settings import OrchestratorSettings
 
 SERVICE_NAME = "deploy-orchestrator"
-HTTP_CLIENT_KEY = "agent_gateway_client"
 RUNNER_TASK_KEY = "runner_task"
 
 

@@ -6,8 +6,14 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from cephalo_common.http.app import SessionDep
+from cephalo_common.http.app import RuntimeDep, SessionDep
+from cephalo_orchestrator.clients.agent_gateway import AgentGatewayMachines
 from cephalo_orchestrator.db.repositories import Repositories
+from cephalo_orchestrator.domain.planning import Limits
+from cephalo_orchestrator.domain.targets import MachineDirectory
+from cephalo_orchestrator.settings import OrchestratorSettings
+
+HTTP_CLIENT_KEY = "agent_gateway_client"
 
 
 def _repositories(session: SessionDep) -> Repositories:
@@ -15,3 +21,20 @@ def _repositories(session: SessionDep) -> Repositories:
 
 
 ReposDep = Annotated[Repositories, Depends(_repositories)]
+
+
+def _directory(runtime: RuntimeDep) -> MachineDirectory:
+    return AgentGatewayMachines(runtime.extras[HTTP_CLIENT_KEY])
+
+
+def _limits(runtime: RuntimeDep) -> Limits:
+    settings = runtime.settings
+    assert isinstance(settings, OrchestratorSettings)
+    return Limits(
+        max_parallel_steps=settings.max_parallel_steps,
+        max_parallel_targets=settings.max_parallel_targets,
+    )
+
+
+DirectoryDep = Annotated[MachineDirectory, Depends(_directory)]
+LimitsDep = Annotated[Limits, Depends(_limits)]

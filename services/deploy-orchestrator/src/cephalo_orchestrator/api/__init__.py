@@ -1,5 +1,5 @@
 """HTTP routes (thin: parse, call the domain, render)."""
 
-from cephalo_orchestrator.api.routes import tasks
+from cephalo_orchestrator.api.routes import plans, tasks
 
-routers = [tasks.router]
+routers = [tasks.router, plans.router]

@@ -58,7 +58,8 @@ class AgentGatewayMachines:
             raise TargetsUnavailable(f"{where} answered {response.status_code}")
         if response.status_code >= 400:
             raise TargetsRefused(
-                f"{where} refused the machines query ({response.status_code}): {_detail(response)}"
+                f"{where} refused the machines query ({response.status_code}): {_detail(response)}",
+                response.status_code,
             )
         try:
             resources = _MACHINES.validate_json(response.content)

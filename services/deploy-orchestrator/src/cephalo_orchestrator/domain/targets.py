@@ -22,6 +22,10 @@ class TargetsUnavailable(Exception):
 class TargetsRefused(Exception):
     """The directory answered with an error that retrying will not fix."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class MachineDirectory(Protocol):
     async def find_machines(
