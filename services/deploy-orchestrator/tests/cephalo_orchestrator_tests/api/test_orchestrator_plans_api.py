@@ -37,7 +37,7 @@ async def client(settings: OrchestratorSettings) -> AsyncIterator[httpx.AsyncCli
 
 
 def plan_url(scenario: Scenario) -> str:
-    return f"/api/v1/spaces/{scenario.space}/deployments/plan"
+    return f"/api/v1/spaces/{scenario.space}/deployment-plans"
 
 
 def with_properties(action: Any, **properties: Any) -> Any:
@@ -200,7 +200,7 @@ async def test_bad_plan_requests_get_problems(
     assert_problem(
         await client.post(plan_url(scenario), json={**good, "unknown": 1}), 422, "unknown"
     )
-    assert_problem(await client.post("/api/v1/spaces/not-a-uuid/deployments/plan", json=good), 422)
+    assert_problem(await client.post("/api/v1/spaces/not-a-uuid/deployment-plans", json=good), 422)
     assert_problem(
         await client.post(plan_url(scenario), json={**good, "space_id": str(scenario.project_id)}),
         422,
@@ -213,7 +213,7 @@ async def test_bad_plan_requests_get_problems(
     )
     no_script = scenario.request([step("Deploy", ["web"], body=" ")]).model_dump(mode="json")
     assert_problem(await client.post(plan_url(scenario), json=no_script), 422, "no script")
-    unknown_space = "/api/v1/spaces/00000000-0000-0000-0000-000000000404/deployments/plan"
+    unknown_space = "/api/v1/spaces/00000000-0000-0000-0000-000000000404/deployment-plans"
     assert_problem(await client.post(unknown_space, json=good), 404, "space not found")
     fake_gateway.fail_next(scenario.space_id, 1)
     assert_problem(await client.post(plan_url(scenario), json=good), 503, "answered 503")

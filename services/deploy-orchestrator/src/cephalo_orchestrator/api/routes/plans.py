@@ -12,10 +12,10 @@ from cephalo_orchestrator.deps import DirectoryDep, LimitsDep
 from cephalo_orchestrator.domain.dry_run import dry_run
 from cephalo_orchestrator.schemas.plans import DeploymentPlanView
 
-router = APIRouter(prefix="/api/v1/spaces/{space_id}/deployments", tags=["plans"])
+router = APIRouter(prefix="/api/v1/spaces/{space_id}/deployment-plans", tags=["plans"])
 
 
-@router.post("/plan")
+@router.post("")
 async def plan(
     space_id: uuid.UUID,
     body: DeploymentRequestedV1,
