@@ -38,7 +38,8 @@ async def start_runner(runtime: Runtime) -> None:
     runtime.extras[HTTP_CLIENT_KEY] = client
     if not settings.run_workers:
         return
-    runner = TaskRunner(runtime.sessionmaker, AgentGatewayMachines(client), settings, node_name())
+    gateway = AgentGatewayMachines(client)
+    runner = TaskRunner(runtime.sessionmaker, gateway, gateway, settings, node_name())
     runtime.extras[RUNNER_KEY] = runner
     task = asyncio.create_task(runner.run(), name="task-runner")
     runtime.extras[RUNNER_TASK_KEY] = task

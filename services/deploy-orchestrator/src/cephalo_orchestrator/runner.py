@@ -22,7 +22,7 @@ from cephalo_orchestrator.db.repositories import Repositories
 from cephalo_orchestrator.domain.execution import advance_task
 from cephalo_orchestrator.domain.planning import Limits
 from cephalo_orchestrator.domain.steps import apply_overdue_verdict
-from cephalo_orchestrator.domain.targets import MachineDirectory
+from cephalo_orchestrator.domain.targets import MachineDirectory, ScriptRuns
 from cephalo_orchestrator.domain.tasks import note_waiting_tasks, start_queued_tasks
 from cephalo_orchestrator.settings import OrchestratorSettings
 
@@ -41,11 +41,13 @@ class TaskRunner:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         directory: MachineDirectory,
+        scripts: ScriptRuns,
         settings: OrchestratorSettings,
         node: str,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._directory = directory
+        self._scripts = scripts
         self._settings = settings
         self.node = node
         self._wake = asyncio.Event()
@@ -104,6 +106,8 @@ class TaskRunner:
                     now=utc_now(),
                     retry_seconds=self._settings.step_start_retry_seconds,
                     limits=limits,
+                    scripts=self._scripts,
+                    grace_seconds=self._settings.cancel_grace_seconds,
                 )
         except Exception:  # one task's trouble must not stop the others
             log.exception("advancing a task failed; will retry", task_id=str(task_id))

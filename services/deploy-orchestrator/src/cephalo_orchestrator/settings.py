@@ -47,3 +47,9 @@ class OrchestratorSettings(ServiceSettings):
         description="How long a verdict waits for the log lines it announces before it is "
         "applied anyway (with a line saying the log is incomplete).",
     )
+    cancel_grace_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="How long a cancelled task waits for its running steps to stop before it "
+        "abandons them and ends Canceled.",
+    )

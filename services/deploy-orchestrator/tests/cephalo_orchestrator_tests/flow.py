@@ -29,6 +29,7 @@ from cephalo_common.contracts import (
 from cephalo_common.ids import utc_now
 from cephalo_common.messaging.envelope import Envelope, new_envelope
 from cephalo_common.messaging.nats import NatsBroker
+from cephalo_common.security import internal_token
 
 TIMEOUT = 15.0
 
@@ -224,3 +225,11 @@ async def last_event(
             if where(envelope):
                 return envelope
             await asyncio.sleep(0.05)
+
+
+def identity(name: str = "alice") -> dict[str, str]:
+    """api-gateway's signed identity header for `name` (the dev secret of the test settings)."""
+    token = internal_token.sign(
+        {"sub": name, "name": name}, "deploy-orchestrator", b"cephalo-dev-internal-secret"
+    )
+    return {internal_token.HEADER: token}

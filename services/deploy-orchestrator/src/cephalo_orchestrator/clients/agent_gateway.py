@@ -77,6 +77,18 @@ class AgentGatewayMachines:
             if _matches(resource, environment_id, roles)
         ]
 
+    async def cancel_script(self, space_id: uuid.UUID, ticket: str) -> None:
+        """404 (not there yet) and 409 (already finished) need no retry; the grace period
+        covers a dispatch that reaches agent-gateway after this call."""
+        where = f"agent-gateway at {self._client.base_url}"
+        path = f"/api/v1/spaces/{space_id}/script-runs/{ticket}/cancel"
+        try:
+            response = await self._client.post(path)
+        except httpx.HTTPError as error:
+            raise TargetsUnavailable(f"{where} is unreachable ({_describe(error)})") from error
+        if response.status_code >= 500 or response.status_code in RETRYABLE_STATUSES:
+            raise TargetsUnavailable(f"{where} answered {response.status_code}")
+
 
 def _matches(resource: MachineResource, environment_id: uuid.UUID, roles: Sequence[str]) -> bool:
     """Re-check the documented filter, so a lenient peer cannot widen where a step runs."""

@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from cephalo_common.db.repository import RepositoryBase
-from cephalo_orchestrator.db.models import ServerTask, StepRun, TaskLogLine
+from cephalo_orchestrator.db.models import Interruption, ServerTask, StepRun, TaskLogLine
 
 QUEUED = "Queued"
-EXECUTING = "Executing"
+ADVANCING = ("Executing", "Cancelling")
 RUNNING_STATES = ("Executing", "Paused", "Cancelling")
 _LANE_LOCK_NAMESPACE = b"cephalo-orchestrator-lane:"
 
@@ -188,7 +188,7 @@ class TaskRepository(RepositoryBase[ServerTask]):
     async def due_step_ids(self, now: datetime, limit: int) -> Sequence[uuid.UUID]:
         statement = (
             select(ServerTask.id)
-            .where(ServerTask.state == EXECUTING, ServerTask.step_due_at <= now)
+            .where(ServerTask.state.in_(ADVANCING), ServerTask.step_due_at <= now)
             .order_by(ServerTask.step_due_at)
             .limit(limit)
         )
@@ -200,7 +200,7 @@ class TaskRepository(RepositoryBase[ServerTask]):
             select(ServerTask)
             .where(
                 ServerTask.id == task_id,
-                ServerTask.state == EXECUTING,
+                ServerTask.state.in_(ADVANCING),
                 ServerTask.step_due_at <= now,
             )
             .with_for_update(skip_locked=True)
@@ -277,6 +277,40 @@ class TaskLogRepository(RepositoryBase[TaskLogLine]):
         )
 
 
+class InterruptionRepository(RepositoryBase[Interruption]):
+    model = Interruption
+    noun = "interruption"
+
+    async def find_in_task(
+        self, space_id: uuid.UUID, task_id: uuid.UUID, interruption_id: uuid.UUID
+    ) -> Interruption | None:
+        statement = select(Interruption).where(
+            Interruption.id == interruption_id,
+            Interruption.task_id == task_id,
+            Interruption.space_id == space_id,
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def for_task(self, task_id: uuid.UUID) -> Sequence[Interruption]:
+        return await self.list(
+            select(Interruption)
+            .where(Interruption.task_id == task_id)
+            .order_by(Interruption.created_at, Interruption.id)
+        )
+
+    async def pending_for_task(self, task_id: uuid.UUID) -> Sequence[Interruption]:
+        return await self.list(
+            select(Interruption)
+            .where(Interruption.task_id == task_id, Interruption.is_pending)
+            .with_for_update()
+        )
+
+    async def count_pending(self, task_id: uuid.UUID) -> int:
+        return await self.count(
+            select(Interruption).where(Interruption.task_id == task_id, Interruption.is_pending)
+        )
+
+
 class Repositories:
     """Every repository of this service over one session (one unit of work)."""
 
@@ -285,3 +319,4 @@ class Repositories:
         self.tasks = TaskRepository(session)
         self.step_runs = StepRunRepository(session)
         self.log = TaskLogRepository(session)
+        self.interruptions = InterruptionRepository(session)

@@ -20,6 +20,8 @@ from cephalo_orchestrator.db.models import ServerTask, StepRun
 from cephalo_orchestrator.db.repositories import Repositories
 from cephalo_orchestrator.domain import plan as words
 from cephalo_orchestrator.domain import task_log
+from cephalo_orchestrator.domain.cancellation import continue_cancelling
+from cephalo_orchestrator.domain.interruptions import Override, raise_manual_intervention
 from cephalo_orchestrator.domain.plan import InvalidStep, RunFailure
 from cephalo_orchestrator.domain.planning import (
     DeploymentPlan,
@@ -41,6 +43,7 @@ from cephalo_orchestrator.domain.system_variables import (
 )
 from cephalo_orchestrator.domain.targets import (
     MachineDirectory,
+    ScriptRuns,
     TargetsRefused,
     TargetsUnavailable,
 )
@@ -48,8 +51,6 @@ from cephalo_orchestrator.domain.task_log import LogSource
 from cephalo_orchestrator.domain.task_states import TaskState
 from cephalo_orchestrator.domain.tasks import finish_task
 from cephalo_orchestrator.events import publish
-
-IGNORED = "Ignored"
 
 
 async def advance_task(
@@ -60,12 +61,18 @@ async def advance_task(
     now: datetime,
     retry_seconds: float,
     limits: Limits,
+    scripts: ScriptRuns,
+    grace_seconds: float,
 ) -> None:
-    """Plan the task if it has no plan yet, then start what may start (or finish it)."""
+    """Plan the task if it has no plan yet, then start what may start (or finish it); a
+    cancelling task is stopped instead."""
     task = await repos.tasks.lock_due_step(task_id, now)
     if task is None:
         return
     task.step_due_at = None
+    if task.state == TaskState.CANCELLING:
+        await continue_cancelling(repos, task, scripts, now=now, grace_seconds=grace_seconds)
+        return
     if task.plan is None and not await _plan(
         repos, task, directory, now=now, retry_seconds=retry_seconds, limits=limits
     ):
@@ -134,19 +141,36 @@ async def _defer(
 
 
 def progress_of(runs: Sequence[StepRun]) -> Progress:
-    """The latest attempt of every (action, machine): running, ended, or failed."""
+    """The latest attempt of every (action, machine): running (or awaiting a decision),
+    ended, or failed. A run someone chose to retry counts as not started; one they chose to
+    ignore or whose machine they excluded counts as ended well."""
     latest: dict[RunKey, StepRun] = {}
     for run in sorted(runs, key=lambda r: r.attempt):
         latest[RunKey(run.step_index, run.machine_id)] = run
-    active = {key for key, run in latest.items() if StepRunState(run.state) in ACTIVE_RUN_STATES}
-    failed = {
-        key
-        for key, run in latest.items()
-        if run.state in (StepRunState.FAILED, StepRunState.CANCELED)
-        and run.outcome_override != IGNORED
-    }
-    done = set(latest) - active
+    active: set[RunKey] = set()
+    done: set[RunKey] = set()
+    failed: set[RunKey] = set()
+    for key, run in latest.items():
+        override = run.outcome_override
+        if override == Override.RETRIED:
+            continue
+        if StepRunState(run.state) in ACTIVE_RUN_STATES or override == Override.AWAITING:
+            active.add(key)
+            continue
+        done.add(key)
+        bad = run.state in (StepRunState.FAILED, StepRunState.CANCELED)
+        if bad and override not in (Override.IGNORED, Override.EXCLUDED):
+            failed.add(key)
     return Progress(frozenset(active), frozenset(done), frozenset(failed))
+
+
+def excluded_machines(runs: Sequence[StepRun]) -> frozenset[uuid.UUID]:
+    """Machines someone excluded through guided failure: left out for the rest of the task."""
+    return frozenset(
+        run.machine_id
+        for run in runs
+        if run.outcome_override == Override.EXCLUDED and run.machine_id is not None
+    )
 
 
 def context_of(task: ServerTask) -> DeploymentContext:
@@ -259,8 +283,13 @@ async def _group(
         task.group_steps = chosen
         task.current_step = group[0].actions[0].index if group else task.current_step
     kept = task.group_steps
+    excluded = excluded_machines(runs)
     return [
-        replace(step, actions=tuple(a for a in step.actions if a.index in kept[str(step.number)]))
+        replace(
+            step,
+            actions=tuple(a for a in step.actions if a.index in kept[str(step.number)]),
+            targets=tuple(t for t in step.targets if t.id not in excluded),
+        )
         for step in group
         if str(step.number) in kept
     ]
@@ -282,6 +311,14 @@ def _note_failure(
             and RunKey(run.step_index, run.machine_id) in failed_keys
             and run.state != StepRunState.SUCCESS
         ]
+        aborted = [
+            run
+            for run in runs
+            if run.step_index in indexes and run.machine_id is None and run.error
+        ]
+        if aborted:
+            task.failure_reason = f'Step "{step.name}" was {aborted[-1].error}'
+            return
         if failures:
             task.failure_reason = words.step_failed_reason(step.name, _latest(failures))
             return
@@ -331,9 +368,8 @@ async def _dispatch(
                 )
             )
             if machine is None:
-                raise InvalidStep(
-                    f'step "{step.name}" runs on the server, which this orchestrator cannot do yet'
-                )
+                await raise_manual_intervention(repos, task, run, snapshot.properties, now=now)
+                continue
             publish.step_dispatch(
                 repos.session,
                 task,

@@ -7,12 +7,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from cephalo_common.contracts import StepFinishedV1, StepLogV1
+from cephalo_common.contracts import DeploymentOptionsV1, StepFinishedV1, StepLogV1
 from cephalo_common.errors import Invalid
 from cephalo_common.logging import get_logger
 from cephalo_orchestrator.db.models import ServerTask, StepRun
 from cephalo_orchestrator.db.repositories import Repositories
 from cephalo_orchestrator.domain import plan, task_log
+from cephalo_orchestrator.domain.interruptions import raise_guided_failure
+from cephalo_orchestrator.domain.planning import DeploymentPlan
 from cephalo_orchestrator.domain.step_run_states import (
     TERMINAL_RUN_STATES,
     StepRunState,
@@ -110,6 +112,8 @@ async def _apply_verdict(
     repos: Repositories, task: ServerTask, run: StepRun, message: StepFinishedV1, *, now: datetime
 ) -> bool:
     run.state = outcome(message.exit_code).value
+    if task.state == TaskState.CANCELLING and run.state == StepRunState.FAILED:
+        run.state = StepRunState.CANCELED.value
     run.exit_code = message.exit_code
     run.error = message.error
     run.finished_at = now
@@ -120,9 +124,24 @@ async def _apply_verdict(
     line = plan.finished_line(run.step_name, run.machine_name, message.exit_code, message.error)
     source = LogSource.INFO if run.state == StepRunState.SUCCESS else LogSource.ERROR
     await task_log.write(repos, task, line, now=now, source=source, run=run)
-    if task.state != TaskState.EXECUTING:
+    if run.state == StepRunState.FAILED and _guided(task):
+        await raise_guided_failure(repos, task, run, is_required=_required(task, run), now=now)
+    if task.state not in (TaskState.EXECUTING, TaskState.CANCELLING):
         await repos.session.flush()
         return False
     task.step_due_at = now
     await repos.session.flush()
     return True
+
+
+def _guided(task: ServerTask) -> bool:
+    """Guided failure applies while the task runs or waits, never while it is cancelled."""
+    options = DeploymentOptionsV1.model_validate(task.options or {})
+    return options.use_guided_failure and task.state in (TaskState.EXECUTING, TaskState.PAUSED)
+
+
+def _required(task: ServerTask, run: StepRun) -> bool:
+    if task.plan is None:
+        return False
+    step, _ = DeploymentPlan.from_json(task.plan).action(run.step_index)
+    return step.is_required

@@ -33,3 +33,9 @@ class MachineDirectory(Protocol):
     ) -> Sequence[Target]:
         """Machines of the environment that have any of `roles` (all of them when empty)."""
         ...
+
+
+class ScriptRuns(Protocol):
+    async def cancel_script(self, space_id: uuid.UUID, ticket: str) -> None:
+        """Ask agent-gateway to cancel one run (unknown or finished runs are not an error)."""
+        ...
