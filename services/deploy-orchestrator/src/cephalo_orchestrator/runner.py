@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -51,6 +51,7 @@ class TaskRunner:
         self._settings = settings
         self.node = node
         self._wake = asyncio.Event()
+        self._swept_at: datetime | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -80,9 +81,23 @@ class TaskRunner:
             )
             await note_waiting_tasks(repos)
         await self._apply_overdue_verdicts()
+        await self._sweep()
         async with unit_of_work(self._sessionmaker) as session:
             due = await Repositories(session).tasks.due_step_ids(utc_now(), DUE_STEPS_PER_TICK)
         await asyncio.gather(*(self._advance(task_id) for task_id in due))
+
+    async def _sweep(self) -> None:
+        """Every `sweep_seconds`, make due any running task that waits on nothing."""
+        now = utc_now()
+        if self._swept_at is not None and now - self._swept_at < timedelta(
+            seconds=self._settings.sweep_seconds
+        ):
+            return
+        self._swept_at = now
+        async with unit_of_work(self._sessionmaker) as session:
+            stalled = await Repositories(session).tasks.mark_stalled_due(now, 100)
+        for task_id in stalled:
+            log.warning("a running task waited on nothing; advancing it", task_id=str(task_id))
 
     async def _apply_overdue_verdicts(self) -> None:
         before = utc_now() - timedelta(seconds=self._settings.log_catch_up_seconds)

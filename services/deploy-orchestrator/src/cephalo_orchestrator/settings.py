@@ -53,3 +53,8 @@ class OrchestratorSettings(ServiceSettings):
         description="How long a cancelled task waits for its running steps to stop before it "
         "abandons them and ends Canceled.",
     )
+    sweep_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How often the runner looks for running tasks that wait on nothing.",
+    )

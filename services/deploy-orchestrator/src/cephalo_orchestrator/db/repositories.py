@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, text
+from sqlalchemy import and_, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -207,6 +207,31 @@ class TaskRepository(RepositoryBase[ServerTask]):
             .execution_options(populate_existing=True)
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def mark_stalled_due(self, now: datetime, limit: int) -> Sequence[uuid.UUID]:
+        """Executing/Cancelling tasks that wait on nothing (no due time, no running run, no
+        held verdict) are made due; returns their ids. A safety net: every transition that
+        leaves such a task also makes it due in the same transaction."""
+        running = select(StepRun.id).where(
+            StepRun.task_id == ServerTask.id,
+            (StepRun.state.in_(("Pending", "Running"))) | StepRun.reported.is_not(None),
+        )
+        stalled = (
+            select(ServerTask.id)
+            .where(
+                ServerTask.state.in_(ADVANCING),
+                ServerTask.step_due_at.is_(None),
+                ~running.exists(),
+            )
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        ids = (await self.session.execute(stalled)).scalars().all()
+        if ids:
+            await self.session.execute(
+                update(ServerTask).where(ServerTask.id.in_(ids)).values(step_due_at=now)
+            )
+        return ids
 
     async def count_by_state(self) -> dict[str, int]:
         statement = select(ServerTask.state, func.count()).group_by(ServerTask.state)

@@ -8,17 +8,21 @@ test; the machines query is the fake agent-gateway over real HTTP (fakes.py).
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from nats.aio.client import Client
+from sqlalchemy import update
 
 from cephalo_common.contracts import ScriptActionSnapshot
+from cephalo_common.db.session import unit_of_work
 from cephalo_common.messaging.nats import NatsBroker
 from cephalo_common.testing import running
 from cephalo_orchestrator.app import create_app
+from cephalo_orchestrator.db.models import ServerTask, StepRun
 from cephalo_orchestrator.settings import OrchestratorSettings
 
 from ..fakes import FakeAgentGateway
@@ -226,3 +230,35 @@ async def _wait_log(
             return await wait_for_task(client, scenario, deployment_id)
         await asyncio.sleep(0.05)
     raise AssertionError(f"{text!r} never reached the task log")
+
+
+async def test_a_running_task_that_waits_on_nothing_is_swept_and_finishes(
+    make_settings: Any,
+    broker: NatsBroker,
+    nats_client: Client,
+    fake_gateway: FakeAgentGateway,
+) -> None:
+    """As if an instance died between a run ending and the task being made due."""
+    scenario = Scenario()
+    fake_gateway.add_machine(scenario.space_id, scenario.environment_id, "web-01", ["web"])
+    dispatches = await Dispatches.watch(nats_client, scenario.space)
+    request = scenario.request([step("Deploy", ["web"])])
+    app = create_app(make_settings(sweep_seconds=0.2))
+    async with running(app) as client:
+        await request_deployment(broker, scenario.space, request)
+        (dispatch,) = await dispatches.take(1)
+        async with unit_of_work(app.state.runtime.sessionmaker) as session:
+            await session.execute(
+                update(StepRun)
+                .where(StepRun.ticket == dispatch.ticket)
+                .values(state="Success", exit_code=0)
+            )
+            await session.execute(
+                update(ServerTask)
+                .where(ServerTask.id == uuid.UUID(dispatch.task_id))
+                .values(step_due_at=None)
+            )
+
+        task = await wait_for_task(client, scenario, request.deployment_id, "Success", "Failed")
+
+    assert task["state"] == "Success"
