@@ -59,12 +59,22 @@ async def running_task(
     return str(task["id"]), dispatches, sent
 
 
+@pytest.fixture
+async def patient_client(
+    make_settings: Callable[..., OrchestratorSettings],
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A grace period no loaded machine outlasts: the agents' answers decide."""
+    async with running(create_app(make_settings(cancel_grace_seconds=300))) as client:
+        yield client
+
+
 async def test_cancelling_stops_the_running_steps_and_ends_canceled(
-    client: httpx.AsyncClient,
+    patient_client: httpx.AsyncClient,
     broker: NatsBroker,
     nats_client: Client,
     fake_gateway: FakeAgentGateway,
 ) -> None:
+    client = patient_client
     scenario = Scenario()
     task_id, dispatches, sent = await running_task(
         client, broker, nats_client, fake_gateway, scenario
