@@ -110,8 +110,9 @@ class TaskRepository(RepositoryBase[ServerTask]):
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def count_running_on_node(self, node: str) -> int:
+        """Tasks this node works on; a Paused one waits on a person and takes no slot."""
         statement = select(func.count()).where(
-            ServerTask.server_node == node, ServerTask.state.in_(RUNNING_STATES)
+            ServerTask.server_node == node, ServerTask.state.in_(ADVANCING)
         )
         return int((await self.session.execute(statement)).scalar_one())
 

@@ -242,3 +242,28 @@ async def test_a_manual_intervention_waits_for_proceed_or_abort(
     assert done["state"] == state
     if state == "Failed":
         assert done["reason"] == 'Step "Approve" was aborted by alice: looks fine'
+
+
+async def test_a_paused_task_takes_no_slot_of_the_instance(
+    make_settings: Any,
+    broker: NatsBroker,
+    nats_client: Client,
+    fake_gateway: FakeAgentGateway,
+) -> None:
+    scenario = Scenario()
+    three_targets(scenario, fake_gateway)
+    dispatches = await Dispatches.watch(nats_client, scenario.space)
+    manual = step("Approve", []).model_copy(
+        update={"action_type": "cephalo.manual", "properties": {"instructions": "Wait"}}
+    )
+    waiting = scenario.request([manual])
+    other = Scenario(space_id=scenario.space_id, environment_id=scenario.environment_id)
+    deploy = other.request([step("Deploy", ["web"])])
+    async with running(create_app(make_settings(max_concurrent_tasks=1))) as client:
+        await request_deployment(broker, scenario.space, waiting)
+        await wait_for_task(client, scenario, waiting.deployment_id, "Paused")
+        await request_deployment(broker, scenario.space, deploy)
+
+        assert len(await dispatches.take(3)) == 3
+        paused = await wait_for_task(client, scenario, waiting.deployment_id)
+    assert paused["state"] == "Paused"
