@@ -28,6 +28,16 @@ from cephalo_dev.processes import stop
 from cephalo_dev.stack import Ports, Stack
 
 pytestmark = pytest.mark.e2e
+CANCEL_GRACE_SECONDS = 8.0
+
+
+class _Stack(Stack):
+    """The dev stack with a short cancellation grace period, so the SIGTERM test is quick."""
+
+    def service_env(self, spec: Any) -> dict[str, str]:
+        env = super().service_env(spec)
+        env["CEPHALO_ORCHESTRATOR_CANCEL_GRACE_SECONDS"] = str(CANCEL_GRACE_SECONDS)
+        return env
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +45,7 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory, database_url: str, nats_url: str
 ) -> Iterator[Stack]:
     ports = Ports(*(free_port() for _ in range(6)))
-    stack = Stack(tmp_path_factory.mktemp("stack"), database_url, nats_url, ports)
+    stack = _Stack(tmp_path_factory.mktemp("stack"), database_url, nats_url, ports)
     stack.migrate()
     stack.start_services()
     try:
@@ -277,3 +287,51 @@ def test_the_public_api_refuses_a_request_without_a_key(stack: Stack) -> None:
     response = httpx.get(stack.gateway_url + "/api/v1/spaces/default/environments", timeout=10)
     assert response.status_code == 401
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def _task_of(api: demo.Api, deployment_id: str, *states: str) -> dict[str, Any]:
+    while True:
+        tasks = await api.call("GET", f"/tasks?deployment_id={deployment_id}")
+        items = tasks["items"] if isinstance(tasks, dict) else tasks
+        if items and items[0]["state"] in states:
+            return dict(items[0])
+        await asyncio.sleep(0.2)
+
+
+async def test_cancelling_a_script_that_ignores_sigterm_ends_canceled_and_frees_the_target(
+    stack: Stack, agent: LocalAgent, api: demo.Api, environment_name: str, role: str
+) -> None:
+    await wait_connected(api, agent.name)
+    environment = await api.call("GET", f"/environments/{environment_name}")
+    project = await demo.ensure_project(api, f"E2E {uuid.uuid4().hex[:8]}", role)
+    stubborn = "trap '' TERM\necho started\nsleep 300\n"
+    await api.call(
+        "PUT",
+        f"/projects/{project['id']}/deployment-process",
+        json={"steps": [{"name": "Hang", "target_roles": [role], "script_body": stubborn}]},
+    )
+    release = await demo.create_release(api, project)
+    deployment = await api.call(
+        "POST",
+        "/deployments",
+        json={"release_id": release["id"], "environment_id": environment["id"]},
+    )
+    async with asyncio.timeout(60):
+        task = await _task_of(api, deployment["id"], "Executing")
+        while "started" not in [
+            line["text"] for line in await api.call("GET", f"/tasks/{task['id']}/log")
+        ]:
+            await asyncio.sleep(0.2)
+
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    cancelling = await api.call("POST", f"/tasks/{task['id']}/cancel")
+    assert cancelling["state"] == "Cancelling"
+    async with asyncio.timeout(CANCEL_GRACE_SECONDS + 10):
+        canceled = await _task_of(api, deployment["id"], "Canceled", "Failed", "Success")
+    assert canceled["state"] == "Canceled", canceled
+    assert loop.time() - asked <= CANCEL_GRACE_SECONDS + 10
+    assert canceled["reason"].startswith("Cancellation requested by")
+
+    outcome = await deploy_script(api, environment_name, role, "echo next one\n")
+    assert outcome.state == "Success", outcome.task

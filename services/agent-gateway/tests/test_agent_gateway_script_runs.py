@@ -62,6 +62,7 @@ async def test_a_dispatched_step_runs_on_the_agent_and_streams_its_log(
     finished = await events.wait_finished(ticket)
 
     assert (finished.exit_code, finished.error) == (0, None)
+    assert finished.last_log_sequence == 2
     assert finished.step_run_id == envelope.data["step_run_id"]
     assert finished.machine_id == machine["id"]
     assert events.lines(ticket) == ["hello", "world"]

@@ -16,13 +16,13 @@ from cephalo_common.http.app import Runtime, ServiceDefinition, create_service_a
 from cephalo_orchestrator.api import routers
 from cephalo_orchestrator.clients.agent_gateway import AgentGatewayMachines, create_client
 from cephalo_orchestrator.db.models import OutboxEvent
+from cephalo_orchestrator.deps import HTTP_CLIENT_KEY
 from cephalo_orchestrator.events.consumers import RUNNER_KEY, consumers
 from cephalo_orchestrator.metrics import refresh_tasks_gauge, tasks_gauge
 from cephalo_orchestrator.runner import TaskRunner, node_name
 from cephalo_orchestrator.settings import OrchestratorSettings
 
 SERVICE_NAME = "deploy-orchestrator"
-HTTP_CLIENT_KEY = "agent_gateway_client"
 RUNNER_TASK_KEY = "runner_task"
 
 
@@ -38,7 +38,8 @@ async def start_runner(runtime: Runtime) -> None:
     runtime.extras[HTTP_CLIENT_KEY] = client
     if not settings.run_workers:
         return
-    runner = TaskRunner(runtime.sessionmaker, AgentGatewayMachines(client), settings, node_name())
+    gateway = AgentGatewayMachines(client)
+    runner = TaskRunner(runtime.sessionmaker, gateway, gateway, settings, node_name())
     runtime.extras[RUNNER_KEY] = runner
     task = asyncio.create_task(runner.run(), name="task-runner")
     runtime.extras[RUNNER_TASK_KEY] = task

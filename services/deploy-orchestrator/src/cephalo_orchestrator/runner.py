@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,8 +19,10 @@ from cephalo_common.db.session import unit_of_work
 from cephalo_common.ids import utc_now, uuid7
 from cephalo_common.logging import get_logger
 from cephalo_orchestrator.db.repositories import Repositories
-from cephalo_orchestrator.domain.steps import start_due_step
-from cephalo_orchestrator.domain.targets import MachineDirectory
+from cephalo_orchestrator.domain.execution import advance_task
+from cephalo_orchestrator.domain.planning import Limits
+from cephalo_orchestrator.domain.steps import apply_overdue_verdict
+from cephalo_orchestrator.domain.targets import MachineDirectory, ScriptRuns
 from cephalo_orchestrator.domain.tasks import note_waiting_tasks, start_queued_tasks
 from cephalo_orchestrator.settings import OrchestratorSettings
 
@@ -38,14 +41,17 @@ class TaskRunner:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         directory: MachineDirectory,
+        scripts: ScriptRuns,
         settings: OrchestratorSettings,
         node: str,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._directory = directory
+        self._scripts = scripts
         self._settings = settings
         self.node = node
         self._wake = asyncio.Event()
+        self._swept_at: datetime | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -74,19 +80,49 @@ class TaskRunner:
                 now=utc_now(),
             )
             await note_waiting_tasks(repos)
+        await self._apply_overdue_verdicts()
+        await self._sweep()
         async with unit_of_work(self._sessionmaker) as session:
             due = await Repositories(session).tasks.due_step_ids(utc_now(), DUE_STEPS_PER_TICK)
-        await asyncio.gather(*(self._start_step(task_id) for task_id in due))
+        await asyncio.gather(*(self._advance(task_id) for task_id in due))
 
-    async def _start_step(self, task_id: uuid.UUID) -> None:
+    async def _sweep(self) -> None:
+        """Every `sweep_seconds`, make due any running task that waits on nothing."""
+        now = utc_now()
+        if self._swept_at is not None and now - self._swept_at < timedelta(
+            seconds=self._settings.sweep_seconds
+        ):
+            return
+        self._swept_at = now
+        async with unit_of_work(self._sessionmaker) as session:
+            stalled = await Repositories(session).tasks.mark_stalled_due(now, 100)
+        for task_id in stalled:
+            log.warning("a running task waited on nothing; advancing it", task_id=str(task_id))
+
+    async def _apply_overdue_verdicts(self) -> None:
+        before = utc_now() - timedelta(seconds=self._settings.log_catch_up_seconds)
+        async with unit_of_work(self._sessionmaker) as session:
+            overdue = await Repositories(session).step_runs.overdue_reports(before, 100)
+        for run_id in overdue:
+            async with unit_of_work(self._sessionmaker) as session:
+                await apply_overdue_verdict(Repositories(session), run_id, now=utc_now())
+
+    async def _advance(self, task_id: uuid.UUID) -> None:
+        limits = Limits(
+            max_parallel_steps=self._settings.max_parallel_steps,
+            max_parallel_targets=self._settings.max_parallel_targets,
+        )
         try:
             async with unit_of_work(self._sessionmaker) as session:
-                await start_due_step(
+                await advance_task(
                     Repositories(session),
                     task_id,
                     self._directory,
                     now=utc_now(),
                     retry_seconds=self._settings.step_start_retry_seconds,
+                    limits=limits,
+                    scripts=self._scripts,
+                    grace_seconds=self._settings.cancel_grace_seconds,
                 )
         except Exception:  # one task's trouble must not stop the others
-            log.exception("starting a step failed; will retry", task_id=str(task_id))
+            log.exception("advancing a task failed; will retry", task_id=str(task_id))

@@ -33,3 +33,28 @@ class OrchestratorSettings(ServiceSettings):
     metrics_refresh_seconds: float = Field(
         5.0, gt=0, description="How often the tasks-by-state gauge is read from the database."
     )
+    max_parallel_steps: int = Field(
+        10, ge=1, description="Steps of one parallel group (start with previous) running at once."
+    )
+    max_parallel_targets: int = Field(
+        10,
+        ge=1,
+        description="Targets one step runs on at once, unless the step sets max_parallelism.",
+    )
+    log_catch_up_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How long a verdict waits for the log lines it announces before it is "
+        "applied anyway (with a line saying the log is incomplete).",
+    )
+    cancel_grace_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="How long a cancelled task waits for its running steps to stop before it "
+        "abandons them and ends Canceled.",
+    )
+    sweep_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How often the runner looks for running tasks that wait on nothing.",
+    )

@@ -1,7 +1,7 @@
 """A tiny stand-in for agent-gateway's machines query, served over real HTTP by uvicorn.
 
-Only `GET /api/v1/spaces/{space_id}/machines` is faked, with the documented filter
-(environment and any of the roles). The real agent-gateway is exercised by the end-to-end
+Only `GET /api/v1/spaces/{space_id}/machines` (with the documented filter: environment and
+any of the roles) and `POST …/script-runs/{ticket}/cancel` (recorded) are faked. The real agent-gateway is exercised by the end-to-end
 suite (tests/e2e), which runs every service as a real process.
 """
 
@@ -24,6 +24,7 @@ class FakeAgentGateway:
         self.machines: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.failures: dict[str, int] = defaultdict(int)
         self.calls: dict[str, int] = defaultdict(int)
+        self.cancelled: list[str] = []
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._exits: contextlib.AsyncExitStack | None = None
@@ -80,6 +81,11 @@ class FakeAgentGateway:
                 if environment_id in machine["environment_ids"]
                 and (not wanted or wanted & set(machine["roles"]))
             ]
+
+        @app.post("/api/v1/spaces/{space_id}/script-runs/{ticket}/cancel", status_code=202)
+        async def cancel(space_id: str, ticket: str) -> dict[str, str]:
+            self.cancelled.append(ticket)
+            return {"ticket": ticket}
 
         return app
 

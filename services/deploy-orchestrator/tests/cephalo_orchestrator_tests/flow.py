@@ -29,6 +29,7 @@ from cephalo_common.contracts import (
 from cephalo_common.ids import utc_now
 from cephalo_common.messaging.envelope import Envelope, new_envelope
 from cephalo_common.messaging.nats import NatsBroker
+from cephalo_common.security import internal_token
 
 TIMEOUT = 15.0
 
@@ -127,7 +128,9 @@ async def report_finished(
     dispatch: StepDispatchV1,
     exit_code: int | None,
     error: str | None = None,
+    **extra: Any,
 ) -> None:
+    """`extra`: output_variables, sensitive_output_variables, last_log_sequence, ..."""
     message = StepFinishedV1(
         ticket=dispatch.ticket,
         task_id=dispatch.task_id,
@@ -135,6 +138,7 @@ async def report_finished(
         machine_id=dispatch.machine_id,
         exit_code=exit_code,
         error=error,
+        **extra,
     )
     envelope = new_envelope(
         source="cephalo://agent-gateway", type=STEP_FINISHED.type, space=space, data=message
@@ -221,3 +225,11 @@ async def last_event(
             if where(envelope):
                 return envelope
             await asyncio.sleep(0.05)
+
+
+def identity(name: str = "alice") -> dict[str, str]:
+    """api-gateway's signed identity header for `name` (the dev secret of the test settings)."""
+    token = internal_token.sign(
+        {"sub": name, "name": name}, "deploy-orchestrator", b"cephalo-dev-internal-secret"
+    )
+    return {internal_token.HEADER: token}

@@ -397,6 +397,7 @@ class ScriptRunDriver:
                         machine_id=str(run.machine_id),
                         exit_code=exit_code,
                         error=error,
+                        last_log_sequence=run.last_log_sequence,
                     ),
                 )
         if error is not None:

@@ -420,6 +420,13 @@ RULES: Sequence[Rule] = (
     _rule(READ, f"{S}/dashboard/**", P.PROJECT_VIEW),
     _rule(READ, f"{S}/variables/**", P.VARIABLE_VIEW),
     _rule(WRITE, f"{S}/variables/**", P.VARIABLE_EDIT),
+    _rule(
+        "POST",
+        f"{S}/deployment-plans",
+        P.DEPLOYMENT_CREATE,
+        project_id=Kind.PROJECT,
+        environment_id=Kind.ENVIRONMENT,
+    ),
     _rule(READ, f"{S}/tasks", P.TASK_VIEW),
     _rule(READ, f"{S}/tasks/{{task}}/**", P.TASK_VIEW),
     _rule("POST", f"{S}/tasks/{{task}}/interruptions/**", P.INTERRUPTION_SUBMIT),

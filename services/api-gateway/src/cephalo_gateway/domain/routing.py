@@ -37,6 +37,7 @@ COLLECTIONS: dict[str, Upstream] = {
     "channels": Upstream.RELEASE_SERVICE,
     "variables": Upstream.RELEASE_SERVICE,
     "tasks": Upstream.DEPLOY_ORCHESTRATOR,
+    "deployment-plans": Upstream.DEPLOY_ORCHESTRATOR,
     "machines": Upstream.AGENT_GATEWAY,
     "machine-policies": Upstream.AGENT_GATEWAY,
     "script-runs": Upstream.AGENT_GATEWAY,

@@ -1,5 +1,5 @@
 """HTTP routes (thin: parse, call the domain, render)."""
 
-from cephalo_orchestrator.api.routes import tasks
+from cephalo_orchestrator.api.routes import interruptions, plans, tasks
 
-routers = [tasks.router]
+routers = [tasks.router, interruptions.router, plans.router]

@@ -28,6 +28,7 @@ class MachineResource(BaseModel):
     environment_ids: list[str] | None = None
     roles: list[str] | None = None
     is_disabled: bool = False
+    health_status: str = "Unknown"
 
 
 _MACHINES = TypeAdapter(list[MachineResource])
@@ -57,17 +58,36 @@ class AgentGatewayMachines:
             raise TargetsUnavailable(f"{where} answered {response.status_code}")
         if response.status_code >= 400:
             raise TargetsRefused(
-                f"{where} refused the machines query ({response.status_code}): {_detail(response)}"
+                f"{where} refused the machines query ({response.status_code}): {_detail(response)}",
+                response.status_code,
             )
         try:
             resources = _MACHINES.validate_json(response.content)
         except ValidationError as error:
             raise TargetsRefused(f"{where} sent an unreadable machine list: {error}") from error
         return [
-            Machine(id=resource.id, name=resource.name, is_disabled=resource.is_disabled)
+            Machine(
+                id=resource.id,
+                name=resource.name,
+                roles=tuple(resource.roles or ()),
+                is_disabled=resource.is_disabled,
+                health_status=resource.health_status,
+            )
             for resource in resources
             if _matches(resource, environment_id, roles)
         ]
+
+    async def cancel_script(self, space_id: uuid.UUID, ticket: str) -> None:
+        """404 (not there yet) and 409 (already finished) need no retry; the grace period
+        covers a dispatch that reaches agent-gateway after this call."""
+        where = f"agent-gateway at {self._client.base_url}"
+        path = f"/api/v1/spaces/{space_id}/script-runs/{ticket}/cancel"
+        try:
+            response = await self._client.post(path)
+        except httpx.HTTPError as error:
+            raise TargetsUnavailable(f"{where} is unreachable ({_describe(error)})") from error
+        if response.status_code >= 500 or response.status_code in RETRYABLE_STATUSES:
+            raise TargetsUnavailable(f"{where} answered {response.status_code}")
 
 
 def _matches(resource: MachineResource, environment_id: uuid.UUID, roles: Sequence[str]) -> bool:

@@ -28,8 +28,11 @@ from cephalo_common.db.inbox import InboxMixin
 from cephalo_common.db.outbox import OutboxMixin
 
 SCHEMA = "orchestrator"
-_TASK_STATES = "'Queued', 'Executing', 'Cancelling', 'Success', 'Failed', 'Canceled', 'TimedOut'"
-_RUN_STATES = "'Pending', 'Running', 'Success', 'Failed'"
+_TASK_STATES = (
+    "'Queued', 'Executing', 'Paused', 'Cancelling', 'Success', 'Failed', 'Canceled', 'TimedOut'"
+)
+_RUN_STATES = "'Pending', 'Running', 'Success', 'Failed', 'Canceled'"
+_INTERRUPTION_KINDS = "'GuidedFailure', 'ManualIntervention'"
 
 
 class Base(DeclarativeBase):
@@ -55,7 +58,7 @@ class ServerTask(IdMixin, TimestampMixin, Base):
             "project_id",
             "environment_id",
             unique=True,
-            postgresql_where=text("state IN ('Executing', 'Cancelling')"),
+            postgresql_where=text("state IN ('Executing', 'Paused', 'Cancelling')"),
         ),
         Index("ix_server_tasks__queued", "queued_at", postgresql_where=text("state = 'Queued'")),
         Index(
@@ -76,6 +79,21 @@ class ServerTask(IdMixin, TimestampMixin, Base):
     environment_name: Mapped[str] = mapped_column(String(200))
     steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     variables: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    variable_values: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    options: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
+    channel_id: Mapped[str | None] = mapped_column(String(64))
+    channel_name: Mapped[str | None] = mapped_column(String(200))
+    tenant_id: Mapped[str | None] = mapped_column(String(64))
+    deployed_by: Mapped[str | None] = mapped_column(String(200))
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    group_index: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    group_steps: Mapped[dict[str, list[int]] | None] = mapped_column(JSONB)
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     state: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
     current_step: Mapped[int] = mapped_column(Integer, default=0)
@@ -96,12 +114,17 @@ class StepRun(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint(f"state IN ({_RUN_STATES})", name="state"),
         UniqueConstraint("task_id", "step_index", "machine_id", "attempt"),
+        Index(
+            "ix_step_runs__reported_at",
+            "reported_at",
+            postgresql_where=text("reported IS NOT NULL"),
+        ),
     )
 
     task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("server_tasks.id"), index=True)
     step_index: Mapped[int] = mapped_column(Integer)
     step_name: Mapped[str] = mapped_column(String(200))
-    machine_id: Mapped[uuid.UUID] = mapped_column()
+    machine_id: Mapped[uuid.UUID | None] = mapped_column()
     machine_name: Mapped[str] = mapped_column(String(200))
     ticket: Mapped[str] = mapped_column(String(64), unique=True)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
@@ -110,6 +133,41 @@ class StepRun(IdMixin, TimestampMixin, Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    output_variables: Mapped[dict[str, str]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
+    sensitive_outputs: Mapped[list[str]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    log_sequence: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    reported: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome_override: Mapped[str | None] = mapped_column(String(20))
+
+
+class Interruption(IdMixin, TimestampMixin, Base):
+    """A question the task waits on: guided failure or a manual intervention step."""
+
+    __tablename__ = "interruptions"
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({_INTERRUPTION_KINDS})", name="kind"),
+        Index("ix_interruptions__space_id_created_at", "space_id", "created_at"),
+    )
+
+    space_id: Mapped[uuid.UUID] = mapped_column()
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("server_tasks.id"), index=True)
+    step_run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("step_runs.id"))
+    kind: Mapped[str] = mapped_column(String(30))
+    title: Mapped[str] = mapped_column(Text)
+    instructions: Mapped[str | None] = mapped_column(Text)
+    responsible_team_ids: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    choices: Mapped[list[str]] = mapped_column(JSONB)
+    is_pending: Mapped[bool] = mapped_column(default=True)
+    responsible_user: Mapped[str | None] = mapped_column(String(200))
+    result: Mapped[str | None] = mapped_column(String(30))
+    notes: Mapped[str | None] = mapped_column(Text)
+    submitted_by: Mapped[str | None] = mapped_column(String(200))
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class TaskLogLine(Base):

@@ -9,17 +9,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, text
+from sqlalchemy import and_, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from cephalo_common.db.repository import RepositoryBase
-from cephalo_orchestrator.db.models import ServerTask, StepRun, TaskLogLine
+from cephalo_orchestrator.db.models import Interruption, ServerTask, StepRun, TaskLogLine
 
 QUEUED = "Queued"
-EXECUTING = "Executing"
-RUNNING_STATES = ("Executing", "Cancelling")
+ADVANCING = ("Executing", "Cancelling")
+RUNNING_STATES = ("Executing", "Paused", "Cancelling")
 _LANE_LOCK_NAMESPACE = b"cephalo-orchestrator-lane:"
 
 
@@ -110,8 +110,9 @@ class TaskRepository(RepositoryBase[ServerTask]):
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def count_running_on_node(self, node: str) -> int:
+        """Tasks this node works on; a Paused one waits on a person and takes no slot."""
         statement = select(func.count()).where(
-            ServerTask.server_node == node, ServerTask.state.in_(RUNNING_STATES)
+            ServerTask.server_node == node, ServerTask.state.in_(ADVANCING)
         )
         return int((await self.session.execute(statement)).scalar_one())
 
@@ -188,7 +189,7 @@ class TaskRepository(RepositoryBase[ServerTask]):
     async def due_step_ids(self, now: datetime, limit: int) -> Sequence[uuid.UUID]:
         statement = (
             select(ServerTask.id)
-            .where(ServerTask.state == EXECUTING, ServerTask.step_due_at <= now)
+            .where(ServerTask.state.in_(ADVANCING), ServerTask.step_due_at <= now)
             .order_by(ServerTask.step_due_at)
             .limit(limit)
         )
@@ -200,13 +201,38 @@ class TaskRepository(RepositoryBase[ServerTask]):
             select(ServerTask)
             .where(
                 ServerTask.id == task_id,
-                ServerTask.state == EXECUTING,
+                ServerTask.state.in_(ADVANCING),
                 ServerTask.step_due_at <= now,
             )
             .with_for_update(skip_locked=True)
             .execution_options(populate_existing=True)
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def mark_stalled_due(self, now: datetime, limit: int) -> Sequence[uuid.UUID]:
+        """Executing/Cancelling tasks that wait on nothing (no due time, no running run, no
+        held verdict) are made due; returns their ids. A safety net: every transition that
+        leaves such a task also makes it due in the same transaction."""
+        running = select(StepRun.id).where(
+            StepRun.task_id == ServerTask.id,
+            (StepRun.state.in_(("Pending", "Running"))) | StepRun.reported.is_not(None),
+        )
+        stalled = (
+            select(ServerTask.id)
+            .where(
+                ServerTask.state.in_(ADVANCING),
+                ServerTask.step_due_at.is_(None),
+                ~running.exists(),
+            )
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        ids = (await self.session.execute(stalled)).scalars().all()
+        if ids:
+            await self.session.execute(
+                update(ServerTask).where(ServerTask.id.in_(ids)).values(step_due_at=now)
+            )
+        return ids
 
     async def count_by_state(self) -> dict[str, int]:
         statement = select(ServerTask.state, func.count()).group_by(ServerTask.state)
@@ -232,6 +258,16 @@ class StepRunRepository(RepositoryBase[StepRun]):
             .where(StepRun.task_id == task_id, StepRun.step_index == step_index)
             .order_by(StepRun.machine_name, StepRun.id)
         )
+
+    async def overdue_reports(self, before: datetime, limit: int) -> Sequence[uuid.UUID]:
+        """Runs holding a verdict since before `before` (their log never caught up)."""
+        statement = (
+            select(StepRun.id)
+            .where(StepRun.reported.is_not(None), StepRun.reported_at < before)
+            .order_by(StepRun.reported_at)
+            .limit(limit)
+        )
+        return (await self.session.execute(statement)).scalars().all()
 
     async def for_task(self, task_id: uuid.UUID) -> Sequence[StepRun]:
         return await self.list(
@@ -267,6 +303,40 @@ class TaskLogRepository(RepositoryBase[TaskLogLine]):
         )
 
 
+class InterruptionRepository(RepositoryBase[Interruption]):
+    model = Interruption
+    noun = "interruption"
+
+    async def find_in_task(
+        self, space_id: uuid.UUID, task_id: uuid.UUID, interruption_id: uuid.UUID
+    ) -> Interruption | None:
+        statement = select(Interruption).where(
+            Interruption.id == interruption_id,
+            Interruption.task_id == task_id,
+            Interruption.space_id == space_id,
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def for_task(self, task_id: uuid.UUID) -> Sequence[Interruption]:
+        return await self.list(
+            select(Interruption)
+            .where(Interruption.task_id == task_id)
+            .order_by(Interruption.created_at, Interruption.id)
+        )
+
+    async def pending_for_task(self, task_id: uuid.UUID) -> Sequence[Interruption]:
+        return await self.list(
+            select(Interruption)
+            .where(Interruption.task_id == task_id, Interruption.is_pending)
+            .with_for_update()
+        )
+
+    async def count_pending(self, task_id: uuid.UUID) -> int:
+        return await self.count(
+            select(Interruption).where(Interruption.task_id == task_id, Interruption.is_pending)
+        )
+
+
 class Repositories:
     """Every repository of this service over one session (one unit of work)."""
 
@@ -275,3 +345,4 @@ class Repositories:
         self.tasks = TaskRepository(session)
         self.step_runs = StepRunRepository(session)
         self.log = TaskLogRepository(session)
+        self.interruptions = InterruptionRepository(session)

@@ -1,7 +1,7 @@
 """A task's plan: the release's step snapshot read as runnable steps, and the words we log.
 
-Steps run one after another; the machines of one step run in parallel. Everything here is
-pure so the rules are tested without a database.
+What runs where is decided by `planning`; this module checks each action's script and
+holds the sentences the task log and the task's reason use. Pure.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pydantic import ValidationError
 
 from cephalo_common.agent_protocol import ScriptSyntax
 from cephalo_common.contracts import ScriptActionSnapshot
-from cephalo_orchestrator.domain.targets import Machine
 
 STEP_START_BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 15.0)
 
@@ -24,26 +23,26 @@ class InvalidStep(Exception):
 
 
 @dataclass(frozen=True)
-class StepPlan:
-    index: int
-    name: str
-    target_roles: tuple[str, ...]
-    script_body: str
+class ActionScript:
+    """What an action hands the agent: its script (empty for non-script actions) and syntax."""
+
+    body: str
     syntax: ScriptSyntax
 
 
-def step_plan(steps: Sequence[Mapping[str, Any]], index: int) -> StepPlan:
-    """Step `index` of the snapshot, with its script checked before anything is dispatched."""
-    if not steps:
-        raise InvalidStep("the release has no steps to deploy")
-    if not 0 <= index < len(steps):
-        raise InvalidStep(f"the release has no step {index + 1}")
-    try:
-        action = ScriptActionSnapshot.model_validate(steps[index])
-    except ValidationError as error:
-        raise InvalidStep(f"step {index + 1} of the release is malformed: {error}") from error
+SCRIPT_ACTION = "cephalo.script"
+
+
+def action_script(action: ScriptActionSnapshot) -> ActionScript:
+    """The action's script, checked before anything is dispatched; only an inline script
+    action must have a body (package and Kubernetes actions are run by the step runner)."""
     body = action.properties.get("script_body")
-    if not isinstance(body, str) or not body.strip():
+    inline = action.properties.get("script_source", "Inline") == "Inline"
+    if (
+        action.action_type == SCRIPT_ACTION
+        and inline
+        and (not isinstance(body, str) or not body.strip())
+    ):
         raise InvalidStep(f'step "{action.name}" has no script to run')
     raw_syntax = action.properties.get("syntax") or ScriptSyntax.BASH.value
     try:
@@ -53,12 +52,20 @@ def step_plan(steps: Sequence[Mapping[str, Any]], index: int) -> StepPlan:
         raise InvalidStep(
             f'step "{action.name}" uses script syntax {raw_syntax!r}; supported: {known}'
         ) from error
-    roles = tuple(dict.fromkeys(role.strip() for role in action.target_roles if role.strip()))
-    return StepPlan(index, action.name, roles, body, syntax)
+    return ActionScript(body if isinstance(body, str) else "", syntax)
 
 
-def is_last_step(steps: Sequence[Mapping[str, Any]], index: int) -> bool:
-    return index >= len(steps) - 1
+def read_actions(steps: Sequence[Mapping[str, Any]]) -> list[ScriptActionSnapshot]:
+    """The release's action snapshots, refused as a whole when one is malformed."""
+    if not steps:
+        raise InvalidStep("the release has no steps to deploy")
+    actions = []
+    for index, raw in enumerate(steps):
+        try:
+            actions.append(ScriptActionSnapshot.model_validate(raw))
+        except ValidationError as error:
+            raise InvalidStep(f"step {index + 1} of the release is malformed: {error}") from error
+    return actions
 
 
 def retry_delay(failures: int) -> float:
@@ -82,21 +89,13 @@ def capacity_reason(max_concurrent: int) -> str:
     )
 
 
-def no_targets_reason(environment: str, roles: Sequence[str], disabled: int = 0) -> str:
-    if roles:
-        reason = f"No deployment targets in {environment} have any of the roles: {', '.join(roles)}"
-    else:
-        reason = f"No deployment targets in {environment}"
-    if disabled:
-        reason += (
-            f" ({disabled} matching {'target is' if disabled == 1 else 'targets are'} disabled)"
-        )
-    return reason
-
-
-def running_step_line(step: StepPlan, machines: Sequence[Machine]) -> str:
-    names = ", ".join(machine.name for machine in machines)
-    return f'Running step {step.index + 1} "{step.name}" on {names}'
+def running_line(
+    step_number: int, step_name: str, action_name: str, machines: Sequence[str]
+) -> str:
+    what = f'Running step {step_number} "{step_name}"'
+    if action_name != step_name:
+        what += f' action "{action_name}"'
+    return f"{what} on {', '.join(machines)}" if machines else what
 
 
 def finished_line(
@@ -125,11 +124,8 @@ def step_failed_reason(step_name: str, failures: Sequence[RunFailure]) -> str:
     return f'Step "{step_name}" failed on {", ".join(parts)}'
 
 
-def unreachable_reason(step_name: str, error: str, seconds: float) -> str:
-    return (
-        f'Could not find the deployment targets for step "{step_name}": {error} '
-        f"(gave up after {seconds:g} seconds)"
-    )
+def unreachable_reason(error: str, seconds: float) -> str:
+    return f"Could not find the deployment targets: {error} (gave up after {seconds:g} seconds)"
 
 
 SUCCESS_LINE = "Deployment completed successfully"

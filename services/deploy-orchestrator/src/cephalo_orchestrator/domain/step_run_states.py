@@ -11,17 +11,22 @@ class StepRunState(StrEnum):
     RUNNING = "Running"
     SUCCESS = "Success"
     FAILED = "Failed"
+    CANCELED = "Canceled"
 
 
-TERMINAL_RUN_STATES = frozenset({StepRunState.SUCCESS, StepRunState.FAILED})
+TERMINAL_RUN_STATES = frozenset({StepRunState.SUCCESS, StepRunState.FAILED, StepRunState.CANCELED})
+ACTIVE_RUN_STATES = frozenset({StepRunState.PENDING, StepRunState.RUNNING})
 
 _ALLOWED: Mapping[StepRunState, frozenset[StepRunState]] = {
     StepRunState.PENDING: frozenset(
-        {StepRunState.RUNNING, StepRunState.SUCCESS, StepRunState.FAILED}
+        {StepRunState.RUNNING, StepRunState.SUCCESS, StepRunState.FAILED, StepRunState.CANCELED}
     ),
-    StepRunState.RUNNING: frozenset({StepRunState.SUCCESS, StepRunState.FAILED}),
+    StepRunState.RUNNING: frozenset(
+        {StepRunState.SUCCESS, StepRunState.FAILED, StepRunState.CANCELED}
+    ),
     StepRunState.SUCCESS: frozenset(),
     StepRunState.FAILED: frozenset(),
+    StepRunState.CANCELED: frozenset(),
 }
 
 

@@ -1,137 +1,30 @@
-"""Steps: start one (a StepRun and a dispatch per machine), take the agents' logs and
-verdicts, and advance the task when every machine of the current step is done."""
+"""Step runs: the agents' log lines and verdicts. A verdict is applied only once the run's
+log has caught up to the `last_log_sequence` it announces (log batches and the verdict
+travel on separate consumers); the runner then advances the task (`execution`)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from cephalo_common.contracts import StepFinishedV1, StepLogV1
+from cephalo_common.contracts import DeploymentOptionsV1, StepFinishedV1, StepLogV1
 from cephalo_common.errors import Invalid
-from cephalo_common.ids import uuid7
 from cephalo_common.logging import get_logger
-from cephalo_common.messaging.envelope import Envelope
 from cephalo_orchestrator.db.models import ServerTask, StepRun
 from cephalo_orchestrator.db.repositories import Repositories
 from cephalo_orchestrator.domain import plan, task_log
-from cephalo_orchestrator.domain.plan import InvalidStep, RunFailure, StepPlan
+from cephalo_orchestrator.domain.interruptions import raise_guided_failure
+from cephalo_orchestrator.domain.planning import DeploymentPlan
 from cephalo_orchestrator.domain.step_run_states import (
     TERMINAL_RUN_STATES,
     StepRunState,
     can_transition,
     outcome,
 )
-from cephalo_orchestrator.domain.targets import (
-    Machine,
-    MachineDirectory,
-    TargetsRefused,
-    TargetsUnavailable,
-    eligible,
-)
 from cephalo_orchestrator.domain.task_log import LogSource
 from cephalo_orchestrator.domain.task_states import TaskState
-from cephalo_orchestrator.domain.tasks import finish_task
-from cephalo_orchestrator.events import publish
 
 log = get_logger(__name__)
-
-
-async def start_due_step(
-    repos: Repositories,
-    task_id: uuid.UUID,
-    directory: MachineDirectory,
-    *,
-    now: datetime,
-    retry_seconds: float,
-) -> None:
-    """Find the current step's machines and dispatch it to each; retry or fail otherwise.
-
-    The task row stays locked while agent-gateway answers (bounded by the client's
-    timeout), so exactly one instance starts a given step.
-    """
-    task = await repos.tasks.lock_due_step(task_id, now)
-    if task is None:
-        return
-    try:
-        step = plan.step_plan(task.steps, task.current_step)
-    except InvalidStep as error:
-        await finish_task(repos, task, TaskState.FAILED, now=now, reason=str(error))
-        return
-    try:
-        found = await directory.find_machines(task.space_id, task.environment_id, step.target_roles)
-    except TargetsUnavailable as error:
-        await _defer(repos, task, step, str(error), now=now, retry_seconds=retry_seconds)
-        return
-    except TargetsRefused as error:
-        await finish_task(repos, task, TaskState.FAILED, now=now, reason=str(error))
-        return
-    machines = eligible(found)
-    if not machines:
-        disabled = len({machine.id for machine in found})
-        reason = plan.no_targets_reason(task.environment_name, step.target_roles, disabled)
-        await finish_task(repos, task, TaskState.FAILED, now=now, reason=reason)
-        return
-    await _dispatch(repos, task, step, machines, now=now)
-
-
-async def _dispatch(
-    repos: Repositories,
-    task: ServerTask,
-    step: StepPlan,
-    machines: Sequence[Machine],
-    *,
-    now: datetime,
-) -> None:
-    task.step_due_at = None
-    task.step_start_failures = 0
-    task.step_start_failing_since = None
-    await task_log.write(repos, task, plan.running_step_line(step, machines), now=now)
-    for machine in machines:
-        run = await repos.step_runs.add(
-            StepRun(
-                task_id=task.id,
-                step_index=step.index,
-                step_name=step.name,
-                machine_id=machine.id,
-                machine_name=machine.name,
-                ticket=str(uuid7()),
-                attempt=1,
-                state=StepRunState.PENDING.value,
-            )
-        )
-        publish.step_dispatch(
-            repos.session, task, run, script_body=step.script_body, syntax=step.syntax
-        )
-
-
-async def _defer(
-    repos: Repositories,
-    task: ServerTask,
-    step: StepPlan,
-    error: str,
-    *,
-    now: datetime,
-    retry_seconds: float,
-) -> None:
-    """Keep the task Executing and ask again later, until the retry budget is spent."""
-    since = task.step_start_failing_since or now
-    if now - since >= timedelta(seconds=retry_seconds):
-        reason = plan.unreachable_reason(step.name, error, retry_seconds)
-        await finish_task(repos, task, TaskState.FAILED, now=now, reason=reason)
-        return
-    if task.step_start_failing_since is None:
-        task.step_start_failing_since = now
-        await task_log.write(
-            repos,
-            task,
-            f'Could not find the deployment targets for step "{step.name}": {error}; retrying',
-            now=now,
-            source=LogSource.ERROR,
-        )
-    task.step_start_failures += 1
-    task.step_due_at = now + timedelta(seconds=plan.retry_delay(task.step_start_failures))
-    await repos.session.flush()
 
 
 async def _locked_run(repos: Repositories, step_run_id: str) -> tuple[ServerTask, StepRun] | None:
@@ -151,67 +44,104 @@ async def _locked_run(repos: Repositories, step_run_id: str) -> tuple[ServerTask
     return task, run
 
 
-async def record_step_log(repos: Repositories, message: StepLogV1, *, now: datetime) -> None:
-    """Append the agent's lines once each; the first lines mark the run Running."""
+async def record_step_log(repos: Repositories, message: StepLogV1, *, now: datetime) -> bool:
+    """Append the agent's lines once each; the first lines mark the run Running. True when
+    the lines complete a log a held-back verdict was waiting for (the verdict is applied)."""
     found = await _locked_run(repos, message.step_run_id)
     if found is None:
-        return
-    _, run = found
+        return False
+    task, run = found
     if run.ticket != message.ticket:
         log.warning("step log with a stale ticket ignored", step_run_id=str(run.id))
-        return
+        return False
     await task_log.append_agent_output(repos, run, message.lines, now=now)
+    if message.lines:
+        run.log_sequence = max(run.log_sequence, *(line.sequence for line in message.lines))
     if can_transition(StepRunState(run.state), StepRunState.RUNNING):
         run.state = StepRunState.RUNNING.value
         run.started_at = now
     await repos.session.flush()
+    if run.reported is not None and _caught_up(run, run.reported.get("last_log_sequence")):
+        verdict = StepFinishedV1.model_validate(run.reported)
+        return await _apply_verdict(repos, task, run, verdict, now=now)
+    return False
+
+
+def _caught_up(run: StepRun, last_log_sequence: int | None) -> bool:
+    return last_log_sequence is None or run.log_sequence >= last_log_sequence
 
 
 async def record_step_finished(
-    repos: Repositories, message: StepFinishedV1, *, now: datetime, caused_by: Envelope
+    repos: Repositories, message: StepFinishedV1, *, now: datetime
 ) -> bool:
-    """Apply one machine's verdict; True when the task's next step became due."""
+    """Apply one machine's verdict once its log has caught up; until then hold it on the run.
+    True when the task should be advanced."""
     found = await _locked_run(repos, message.step_run_id)
     if found is None:
         return False
     task, run = found
     if run.ticket != message.ticket or StepRunState(run.state) in TERMINAL_RUN_STATES:
         return False
+    if not _caught_up(run, message.last_log_sequence):
+        if run.reported is None:
+            run.reported = message.model_dump(mode="json")
+            run.reported_at = now
+            await repos.session.flush()
+        return False
+    return await _apply_verdict(repos, task, run, message, now=now)
+
+
+async def apply_overdue_verdict(repos: Repositories, run_id: uuid.UUID, *, now: datetime) -> bool:
+    """A held-back verdict whose log never caught up: apply it, saying which lines are missing."""
+    found = await _locked_run(repos, str(run_id))
+    if found is None:
+        return False
+    task, run = found
+    if run.reported is None or StepRunState(run.state) in TERMINAL_RUN_STATES:
+        return False
+    verdict = StepFinishedV1.model_validate(run.reported)
+    text = (
+        f"The log of {run.step_name} on {run.machine_name} is incomplete: lines up to "
+        f"{verdict.last_log_sequence} were announced, {run.log_sequence} arrived"
+    )
+    await task_log.write(repos, task, text, now=now, source=LogSource.ERROR, run=run)
+    return await _apply_verdict(repos, task, run, verdict, now=now)
+
+
+async def _apply_verdict(
+    repos: Repositories, task: ServerTask, run: StepRun, message: StepFinishedV1, *, now: datetime
+) -> bool:
     run.state = outcome(message.exit_code).value
+    if task.state == TaskState.CANCELLING and run.state == StepRunState.FAILED:
+        run.state = StepRunState.CANCELED.value
     run.exit_code = message.exit_code
     run.error = message.error
     run.finished_at = now
     run.started_at = run.started_at or now
+    run.reported = None
+    run.output_variables = dict(message.output_variables)
+    run.sensitive_outputs = list(message.sensitive_output_variables)
     line = plan.finished_line(run.step_name, run.machine_name, message.exit_code, message.error)
     source = LogSource.INFO if run.state == StepRunState.SUCCESS else LogSource.ERROR
     await task_log.write(repos, task, line, now=now, source=source, run=run)
-    if task.state != TaskState.EXECUTING or run.step_index != task.current_step:
+    if run.state == StepRunState.FAILED and _guided(task):
+        await raise_guided_failure(repos, task, run, is_required=_required(task, run), now=now)
+    if task.state not in (TaskState.EXECUTING, TaskState.CANCELLING):
+        await repos.session.flush()
         return False
-    return await _advance(repos, task, now=now, caused_by=caused_by)
-
-
-async def _advance(
-    repos: Repositories, task: ServerTask, *, now: datetime, caused_by: Envelope
-) -> bool:
-    """When every run of the current step is done: fail, finish, or make the next step due."""
-    runs = await repos.step_runs.for_step(task.id, task.current_step)
-    if any(StepRunState(run.state) not in TERMINAL_RUN_STATES for run in runs):
-        return False
-    failures = [
-        RunFailure(run.machine_name, run.exit_code)
-        for run in runs
-        if run.state == StepRunState.FAILED
-    ]
-    if failures:
-        reason = plan.step_failed_reason(runs[0].step_name, failures)
-        await finish_task(
-            repos, task, TaskState.FAILED, now=now, reason=reason, caused_by=caused_by
-        )
-        return False
-    if plan.is_last_step(task.steps, task.current_step):
-        await finish_task(repos, task, TaskState.SUCCESS, now=now, caused_by=caused_by)
-        return False
-    task.current_step += 1
     task.step_due_at = now
     await repos.session.flush()
     return True
+
+
+def _guided(task: ServerTask) -> bool:
+    """Guided failure applies while the task runs or waits, never while it is cancelled."""
+    options = DeploymentOptionsV1.model_validate(task.options or {})
+    return options.use_guided_failure and task.state in (TaskState.EXECUTING, TaskState.PAUSED)
+
+
+def _required(task: ServerTask, run: StepRun) -> bool:
+    if task.plan is None:
+        return False
+    step, _ = DeploymentPlan.from_json(task.plan).action(run.step_index)
+    return step.is_required

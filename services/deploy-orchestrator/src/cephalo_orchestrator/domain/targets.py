@@ -1,4 +1,4 @@
-"""Where a step runs: the machines of an environment with a step's roles.
+"""Where steps run: the machines of an environment, as agent-gateway describes them.
 
 agent-gateway owns deployment targets; the orchestrator only asks. `MachineDirectory` is
 the question, so the rules never depend on HTTP and tests can answer it however they like.
@@ -7,16 +7,12 @@ the question, so the rules never depend on HTTP and tests can answer it however 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Protocol
 
+from cephalo_orchestrator.domain.planning import Target
 
-@dataclass(frozen=True)
-class Machine:
-    id: uuid.UUID
-    name: str
-    is_disabled: bool = False
+Machine = Target
 
 
 class TargetsUnavailable(Exception):
@@ -26,16 +22,20 @@ class TargetsUnavailable(Exception):
 class TargetsRefused(Exception):
     """The directory answered with an error that retrying will not fix."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class MachineDirectory(Protocol):
     async def find_machines(
         self, space_id: uuid.UUID, environment_id: uuid.UUID, roles: Sequence[str]
-    ) -> Sequence[Machine]:
+    ) -> Sequence[Target]:
         """Machines of the environment that have any of `roles` (all of them when empty)."""
         ...
 
 
-def eligible(machines: Iterable[Machine]) -> list[Machine]:
-    """Enabled machines, each once, in name order (so the plan and the log read the same)."""
-    unique = {machine.id: machine for machine in machines if not machine.is_disabled}
-    return sorted(unique.values(), key=lambda machine: (machine.name.lower(), str(machine.id)))
+class ScriptRuns(Protocol):
+    async def cancel_script(self, space_id: uuid.UUID, ticket: str) -> None:
+        """Ask agent-gateway to cancel one run (unknown or finished runs are not an error)."""
+        ...

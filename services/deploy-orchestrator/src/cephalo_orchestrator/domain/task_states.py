@@ -1,8 +1,9 @@
 """ServerTask states and the moves between them (Octopus `TaskState`), without a database.
 
-A task is *completed* once it leaves Queued, Executing and Cancelling; a completed task is
-never changed again (a re-run is a new task). Executing and Cancelling hold the task's lane:
-at most one such task per project and environment.
+A task is *completed* once it leaves Queued, Executing, Paused and Cancelling; a completed
+task is never changed again (a re-run is a new task). Executing, Paused (waiting on an
+interruption) and Cancelling hold the task's lane: at most one such task per project and
+environment.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from cephalo_common.errors import Conflict
 class TaskState(StrEnum):
     QUEUED = "Queued"
     EXECUTING = "Executing"
+    PAUSED = "Paused"
     CANCELLING = "Cancelling"
     SUCCESS = "Success"
     FAILED = "Failed"
@@ -23,14 +25,23 @@ class TaskState(StrEnum):
     TIMED_OUT = "TimedOut"
 
 
-ACTIVE_STATES = frozenset({TaskState.QUEUED, TaskState.EXECUTING, TaskState.CANCELLING})
-RUNNING_STATES = frozenset({TaskState.EXECUTING, TaskState.CANCELLING})
+RUNNING_STATES = frozenset({TaskState.EXECUTING, TaskState.PAUSED, TaskState.CANCELLING})
+ACTIVE_STATES = RUNNING_STATES | {TaskState.QUEUED}
 TERMINAL_STATES = frozenset(TaskState) - ACTIVE_STATES
 
 _ALLOWED: Mapping[TaskState, frozenset[TaskState]] = {
     TaskState.QUEUED: frozenset({TaskState.EXECUTING, TaskState.CANCELED, TaskState.TIMED_OUT}),
     TaskState.EXECUTING: frozenset(
-        {TaskState.SUCCESS, TaskState.FAILED, TaskState.CANCELLING, TaskState.TIMED_OUT}
+        {
+            TaskState.SUCCESS,
+            TaskState.FAILED,
+            TaskState.PAUSED,
+            TaskState.CANCELLING,
+            TaskState.TIMED_OUT,
+        }
+    ),
+    TaskState.PAUSED: frozenset(
+        {TaskState.EXECUTING, TaskState.FAILED, TaskState.CANCELLING, TaskState.TIMED_OUT}
     ),
     TaskState.CANCELLING: frozenset({TaskState.CANCELED}),
     **{state: frozenset() for state in TERMINAL_STATES},

@@ -50,6 +50,13 @@ async def accept_deployment(
         environment_name=request.environment_name,
         steps=[step.model_dump(mode="json") for step in request.steps],
         variables=dict(request.variables),
+        variable_values=[value.model_dump(mode="json") for value in request.variable_values],
+        options=request.options.model_dump(mode="json"),
+        channel_id=request.channel_id,
+        channel_name=request.channel_name,
+        tenant_id=request.tenant_id,
+        deployed_by=request.deployed_by,
+        group_index=0,
         state=TaskState.QUEUED.value,
         current_step=0,
         step_start_failures=0,
@@ -97,6 +104,7 @@ async def _start(repos: Repositories, task: ServerTask, *, node: str, now: datet
     task.started_at = now
     task.server_node = node
     task.current_step = 0
+    task.group_index = 0
     task.step_due_at = now
     await repos.session.flush()
     text = plan.deploying_line(task.project_name, task.release_version, task.environment_name)

@@ -76,15 +76,14 @@ async def on_step_log(session: AsyncSession, envelope: Envelope) -> None:
 async def on_step_finished(session: AsyncSession, envelope: Envelope) -> None:
     message = _payload(envelope, StepFinishedV1)
     try:
-        await record_step_finished(
-            Repositories(session), message, now=utc_now(), caused_by=envelope
-        )
+        await record_step_finished(Repositories(session), message, now=utc_now())
     except Invalid as error:
         raise PermanentFailure(str(error)) from error
 
 
 def _then_wake_runner(handler: Handler, runtime: Runtime) -> Handler:
-    """After the verdict commits, let this instance's runner start a next step at once."""
+    """After a verdict (or the log it waited for) commits, let this instance's runner
+    advance the task at once."""
 
     async def handle(envelope: Envelope) -> None:
         await handler(envelope)
@@ -130,7 +129,7 @@ def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
             STEP_LOG_CONSUMER,
             EVT_AGENT.name,
             STEP_LOG.filter_subject,
-            transaction(on_step_log),
+            _then_wake_runner(transaction(on_step_log), runtime),
         ),
         spec(
             STEP_FINISHED_CONSUMER,

@@ -16,17 +16,15 @@ from cephalo_common.contracts import (
     TASK_STATE_CHANGED,
     DeploymentFinishedV1,
     EventKind,
+    PackageAcquisitionV1,
+    ScriptActionSnapshot,
     StepDispatchV1,
     TaskStateChangedV1,
 )
 from cephalo_common.db.outbox import emit
 from cephalo_common.messaging.envelope import Envelope, new_envelope
 from cephalo_orchestrator.db.models import OutboxEvent, ServerTask, StepRun
-from cephalo_orchestrator.domain.system_variables import (
-    DeploymentContext,
-    step_variables,
-    system_variables,
-)
+from cephalo_orchestrator.domain.system_variables import StepVariables
 
 SOURCE = "cephalo://deploy-orchestrator"
 
@@ -85,8 +83,10 @@ def step_dispatch(
     task: ServerTask,
     run: StepRun,
     *,
+    action: ScriptActionSnapshot,
     script_body: str,
     syntax: ScriptSyntax,
+    variables: StepVariables,
 ) -> Envelope:
     data = StepDispatchV1(
         ticket=run.ticket,
@@ -96,28 +96,34 @@ def step_dispatch(
         attempt=run.attempt,
         script_body=script_body,
         syntax=syntax,
-        variables=step_variables(
-            task.variables or {},
-            system_variables(
-                _context(task),
-                step_name=run.step_name,
-                machine_id=str(run.machine_id),
-                machine_name=run.machine_name,
-            ),
-        ),
+        variables=variables.values,
+        sensitive_variables=variables.sensitive_names,
+        timeout_seconds=_timeout(action),
+        action_type=action.action_type,
+        action_properties=dict(action.properties),
+        packages=_packages(action),
     )
     return _emit(session, STEP_DISPATCH, task, data, f"step-runs/{run.id}", None)
 
 
-def _context(task: ServerTask) -> DeploymentContext:
-    return DeploymentContext(
-        space_id=str(task.space_id),
-        task_id=str(task.id),
-        deployment_id=str(task.deployment_id),
-        project_id=str(task.project_id),
-        project_name=task.project_name,
-        release_id=str(task.release_id),
-        release_number=task.release_version,
-        environment_id=str(task.environment_id),
-        environment_name=task.environment_name,
-    )
+def _timeout(action: ScriptActionSnapshot) -> int | None:
+    value = action.properties.get("timeout_seconds")
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _packages(action: ScriptActionSnapshot) -> list[PackageAcquisitionV1]:
+    """The package versions the release pinned (a reference without a version is skipped:
+    release-service refuses to create such a release)."""
+    result = []
+    for package in action.properties.get("packages") or []:
+        if not isinstance(package, dict) or not package.get("version"):
+            continue
+        result.append(
+            PackageAcquisitionV1(
+                reference_name=str(package.get("name") or ""),
+                package_id=str(package["package_id"]),
+                version=str(package["version"]),
+                feed_id=str(package.get("feed_id") or "builtin"),
+            )
+        )
+    return result

@@ -14,7 +14,7 @@ class StepRun(ReadModel):
     id: uuid.UUID
     step_index: int
     step_name: str
-    machine_id: uuid.UUID
+    machine_id: uuid.UUID | None = Field(description="Null for a step that runs on the server.")
     machine_name: str
     ticket: str
     attempt: int

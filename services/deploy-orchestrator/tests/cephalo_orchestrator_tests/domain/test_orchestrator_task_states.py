@@ -24,6 +24,11 @@ ALLOWED = {
     (TaskState.EXECUTING, TaskState.FAILED),
     (TaskState.EXECUTING, TaskState.CANCELLING),
     (TaskState.EXECUTING, TaskState.TIMED_OUT),
+    (TaskState.EXECUTING, TaskState.PAUSED),
+    (TaskState.PAUSED, TaskState.EXECUTING),
+    (TaskState.PAUSED, TaskState.FAILED),
+    (TaskState.PAUSED, TaskState.CANCELLING),
+    (TaskState.PAUSED, TaskState.TIMED_OUT),
     (TaskState.CANCELLING, TaskState.CANCELED),
 }
 
@@ -38,6 +43,7 @@ def test_the_state_names_match_octopus() -> None:
     assert [state.value for state in TaskState] == [
         "Queued",
         "Executing",
+        "Paused",
         "Cancelling",
         "Success",
         "Failed",

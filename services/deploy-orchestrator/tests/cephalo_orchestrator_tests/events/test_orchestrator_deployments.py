@@ -211,7 +211,10 @@ async def test_no_machine_with_the_roles_fails_the_task_with_the_reason(
     await request_deployment(broker, scenario.space, request)
 
     task = await wait_for_task(client, scenario, request.deployment_id, "Failed", "Success")
-    reason = f"No deployment targets in {scenario.environment_name} have any of the roles: web"
+    reason = (
+        f"No deployment targets in {scenario.environment_name} have any of the roles: web "
+        '(step "Deploy web")'
+    )
     assert task["state"] == "Failed" and task["reason"] == reason
     assert task["step_runs"] == []
     texts = [line["text"] for line in await task_log(client, scenario, task["id"])]
