@@ -67,19 +67,22 @@ def run_action(action: Action, output: StepOutput) -> int:
     context = ScriptContext(
         work / "step", dict(action.variables), action.sensitive_variables, output
     )
+    exit_code = 0
     try:
         if action.action_type == DEPLOY_PACKAGE_ACTION:
             deploy_package(action, context, output)
         else:
             _run_script(action, context, output)
     except StepFailed as failure:
-        output.error(str(failure))
-        return EXIT_FAILED
+        if str(failure):
+            output.error(str(failure))
+        exit_code = failure.exit_code or EXIT_FAILED
     finally:
         context.cleanup()
+        output.summary(exit_code)
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return exit_code
 
 
 def _run_script(action: Action, context: ScriptContext, output: StepOutput) -> None:
@@ -88,7 +91,7 @@ def _run_script(action: Action, context: ScriptContext, output: StepOutput) -> N
         raise StepFailed("The script step has no script body.")
     exit_code = context.run(body, action.syntax, cwd=context.work_dir, name="script")
     if exit_code != 0:
-        raise StepFailed(output.failure_message or f"The script exited with code {exit_code}.")
+        raise StepFailed(output.failure_message or "", exit_code)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ server reads one well-formed stream: `setVariable` once per captured output vari
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,7 @@ class StepOutput:
     masker: SensitiveMasker = field(default_factory=SensitiveMasker)
     output_variables: dict[str, str] = field(default_factory=dict)
     sensitive_outputs: set[str] = field(default_factory=set)
-    artifacts: list[Path] = field(default_factory=list)
+    artifacts: list[tuple[Path, str]] = field(default_factory=list)
     failure_message: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -74,12 +75,29 @@ class StepOutput:
         if not path.is_file():
             self.error(f"The artifact {path} does not exist; it was not collected.")
             return
-        self.artifacts.append(path)
+        self.artifacts.append((path, name or path.name))
         attributes = (
             f"path='{b64(str(path))}' originalFilename='{b64(name or path.name)}' "
             f"length='{b64(str(path.stat().st_size))}'"
         )
         self._write(self.stdout, f"##cephalo[createArtifact {attributes}]\n")
+
+    def summary(self, exit_code: int) -> None:
+        """The step's results in one last message, for a server that resumed mid-log."""
+        if not (self.output_variables or self.artifacts or self.failure_message):
+            return
+        results = {
+            "exit_code": exit_code,
+            "output_variables": self.output_variables,
+            "sensitive_output_variables": sorted(self.sensitive_outputs),
+            "artifacts": [
+                {"path": str(path), "name": name, "size": path.stat().st_size}
+                for path, name in self.artifacts
+                if path.is_file()
+            ],
+            "failure": self.failure_message,
+        }
+        self._write(self.stdout, f"##cephalo[stepResults data='{b64(json.dumps(results))}']\n")
 
     def script_stream(self, cwd: Path) -> ScriptStream:
         return ScriptStream(self, cwd)
