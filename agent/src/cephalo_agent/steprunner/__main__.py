@@ -20,12 +20,14 @@ from pathlib import Path
 from cephalo_agent.steprunner import EXIT_BAD_ACTION, EXIT_FAILED
 from cephalo_agent.steprunner.action import (
     DEPLOY_PACKAGE_ACTION,
+    KUBERNETES_YAML_ACTION,
     Action,
     load_action_file,
     load_from_variables_file,
 )
 from cephalo_agent.steprunner.deploy import deploy_package
 from cephalo_agent.steprunner.errors import StepFailed
+from cephalo_agent.steprunner.kubernetes_step import deploy_raw_yaml
 from cephalo_agent.steprunner.output import StepOutput
 from cephalo_agent.steprunner.scripts import ScriptContext
 from cephalo_agent.steprunner.version import runner_version
@@ -71,6 +73,8 @@ def run_action(action: Action, output: StepOutput) -> int:
     try:
         if action.action_type == DEPLOY_PACKAGE_ACTION:
             deploy_package(action, context, output)
+        elif action.action_type == KUBERNETES_YAML_ACTION:
+            deploy_raw_yaml(action, output)
         else:
             _run_script(action, context, output)
     except StepFailed as failure:

@@ -19,9 +19,11 @@ from cephalo_agent.steprunner.errors import StepFailed
 
 SCRIPT_ACTION = "cephalo.script"
 DEPLOY_PACKAGE_ACTION = "cephalo.deploy-package"
+KUBERNETES_YAML_ACTION = "cephalo.kubernetes-deploy-yaml"
 ACTION_ALIASES = {
     "octopus.script": SCRIPT_ACTION,
     "octopus.tentaclepackage": DEPLOY_PACKAGE_ACTION,
+    "octopus.kubernetesdeployrawyaml": KUBERNETES_YAML_ACTION,
 }
 SYNTAXES = ("bash", "sh", "python")
 
@@ -91,7 +93,7 @@ def action_from_json(data: Mapping[str, Any]) -> Action:
         raise StepFailed("the action is not a JSON object")
     action_type = str(data.get("action_type") or SCRIPT_ACTION)
     action_type = ACTION_ALIASES.get(action_type.lower(), action_type)
-    if action_type not in (SCRIPT_ACTION, DEPLOY_PACKAGE_ACTION):
+    if action_type not in (SCRIPT_ACTION, DEPLOY_PACKAGE_ACTION, KUBERNETES_YAML_ACTION):
         raise StepFailed(f"this runner cannot run actions of type {action_type!r}")
     syntax = str(data.get("syntax") or "bash").lower()
     if syntax not in SYNTAXES:
