@@ -11,11 +11,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import getpass
+import hashlib
+import io
+import json
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+import threading
+import zipfile
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import asyncssh
@@ -26,6 +33,7 @@ from cephalo_agent_gateway.domain.ssh_accounts import (
     AccountUnreadable,
     SshAccount,
 )
+from cephalo_agent_gateway.domain.ssh_steps import run_ssh_step
 from cephalo_agent_gateway.domain.ssh_targets import (
     HostKeyChanged,
     SshConnections,
@@ -39,6 +47,7 @@ from cephalo_agent_gateway.domain.ssh_targets import (
 )
 from cephalo_agent_gateway.domain.step_actions import StepResults
 from cephalo_common.agent_protocol import LogSource, ProcessOutput
+from cephalo_common.contracts import PackageAcquisitionV1, StepDispatchV1
 from cephalo_common.embedded import free_port
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -341,3 +350,74 @@ def test_host_key_checking_is_never_disabled_anywhere_in_the_repository() -> Non
         if needle in text:
             offenders.append(str(path.relative_to(root)))
     assert offenders == []
+
+
+@pytest.fixture
+def package_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """Serves a directory over HTTP on 127.0.0.1, as the feed's signed URLs are served."""
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = partial(SimpleHTTPRequestHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server.shutdown()
+    server.server_close()
+
+
+async def test_a_package_is_deployed_over_ssh_from_dispatch_to_step_finished(
+    sshd: Sshd,
+    client_key: asyncssh.SSHKey,
+    pool: tuple[SshConnections, list[tuple[str, str]]],
+    package_server: tuple[str, Path],
+) -> None:
+    connections, _ = pool
+    endpoint = await endpoint_for(sshd, client_key)
+    base_url, root = package_server
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("appsettings.json", json.dumps({"Db": {"Password": "old"}}))
+        archive.writestr(
+            "Deploy.sh",
+            'echo "deploying as $(whoami)"\ncp appsettings.json report.json\n'
+            "new_cephaloartifact report.json\nset_cephalovariable Deployed yes\n",
+        )
+    data = buffer.getvalue()
+    (root / "shop.zip").write_bytes(data)
+    dispatch = StepDispatchV1(
+        ticket="ssh-deploy-1",
+        task_id="task-1",
+        step_run_id="step-1",
+        machine_id="machine-1",
+        script_body="",
+        action_type="cephalo.deploy-package",
+        action_properties={"Octopus.Action.Package.JsonConfigurationVariablesTargets": "*.json"},
+        packages=[
+            PackageAcquisitionV1(
+                package_id="Shop",
+                version="1.2.3",
+                url=f"{base_url}/shop.zip",
+                sha256=hashlib.sha256(data).hexdigest(),
+                size=len(data),
+            )
+        ],
+        variables={"Octopus.Environment.Name": "Staging", "Db:Password": SECRET},
+        sensitive_variables=["Db:Password"],
+    )
+    published: list[ProcessOutput] = []
+
+    async def publish(lines: list[ProcessOutput]) -> None:
+        published.extend(lines)
+
+    finished = await run_ssh_step(SshStepRunner(connections), endpoint, dispatch, publish)
+    texts = [line.text for line in published]
+    assert (finished.exit_code, finished.error) == (0, None), texts
+    folder = Path(connections.settings.remote_base) / "apps" / "Staging" / "Shop" / "1.2.3"
+    assert json.loads((folder / "appsettings.json").read_text()) == {"Db": {"Password": SECRET}}
+    assert f"deploying as {getpass.getuser()}" in texts
+    assert not any(SECRET in text or "##cephalo" in text for text in texts)
+    assert [line.sequence for line in published] == list(range(1, len(published) + 1))
+    assert finished.last_log_sequence == len(published)
+    assert finished.output_variables["Deployed"] == "yes"
+    assert [a.name for a in finished.artifacts] == ["report.json"]

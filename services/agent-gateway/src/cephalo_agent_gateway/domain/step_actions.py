@@ -77,14 +77,7 @@ def plan_script(dispatch: StepDispatchV1, capabilities: Capabilities, machine: s
             dispatch.sensitive_variables,
             via_runner=False,
         )
-    action = {
-        "action_type": dispatch.action_type,
-        "properties": dispatch.action_properties,
-        "packages": [package.model_dump(mode="json") for package in dispatch.packages],
-        "script_body": dispatch.script_body,
-        "syntax": dispatch.syntax.value,
-        "sensitive_variables": dispatch.sensitive_variables,
-    }
+    action = action_spec(dispatch)
     return ScriptPlan(
         RUNNER_BOOTSTRAP,
         ScriptSyntax.PYTHON,
@@ -92,6 +85,18 @@ def plan_script(dispatch: StepDispatchV1, capabilities: Capabilities, machine: s
         [*dispatch.sensitive_variables, ACTION_VARIABLE],
         via_runner=True,
     )
+
+
+def action_spec(dispatch: StepDispatchV1) -> dict[str, Any]:
+    """The runner's action for a dispatch, without its variables."""
+    return {
+        "action_type": dispatch.action_type,
+        "properties": dispatch.action_properties,
+        "packages": [package.model_dump(mode="json") for package in dispatch.packages],
+        "script_body": dispatch.script_body,
+        "syntax": dispatch.syntax.value,
+        "sensitive_variables": dispatch.sensitive_variables,
+    }
 
 
 @dataclass
