@@ -201,6 +201,10 @@ async def test_concurrent_steps_share_one_connection_within_the_limit(
     assert codes == [0] * 5
     assert connections.peak_sessions == 2
     assert len(connections._connections) == 1
+    assert 1 <= connections.runner_uploads <= 2, "first steps may both push; none fails"
+    version, _ = runner_bundle()
+    directory = Path(connections.settings.remote_base) / "runner" / version
+    assert [p.name for p in directory.iterdir()] == ["runner.pyz"]
 
 
 async def test_a_changed_host_key_refuses_the_connection_and_is_audited(

@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import json
 import re
+import secrets
 import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -257,7 +258,7 @@ class SshStepRunner:
             if await sftp.exists(path):
                 return path
             await sftp.makedirs(directory, exist_ok=True)
-            partial = f"{path}.partial"
+            partial = f"{path}.partial-{secrets.token_hex(6)}"  # steps may push at once
             async with sftp.open(partial, "wb") as handle:
                 await handle.write(bundle)
             await sftp.posix_rename(partial, path)
