@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: run test lint bootstrap clean bench-feed bench-agents bench-cli
+.PHONY: run test lint bootstrap clean bench-feed bench-agents bench-cli system-packages
 
 $(STAMP): uv.lock pyproject.toml */pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy libs/common/src services/*/src agent/src cli/src dev/src
 
-test: lint
+# SSH target tests run a real OpenSSH sshd on loopback; install it when missing (as root).
+system-packages:
+	@command -v sshd >/dev/null 2>&1 || test -x /usr/sbin/sshd || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >/dev/null \
+	      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >/dev/null; }; \
+	  else echo "openssh-server is missing: install it (apt-get install openssh-server)"; exit 1; fi; }
+
+test: lint system-packages
 	$(BIN)/pytest
 
 bench-feed: $(STAMP)

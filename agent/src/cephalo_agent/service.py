@@ -30,6 +30,7 @@ from cephalo_common.agent_protocol import (
     CONTRACT_VERSION,
     FILE_TRANSFER_FEATURE,
     ISOLATION_FEATURE,
+    STEP_RUNNER_FEATURE,
     Capabilities,
     DownloadFileRequest,
     FileMethods,
@@ -88,6 +89,7 @@ class CapabilitiesService:
             contract_versions=[
                 CONTRACT_VERSION,
                 ISOLATION_FEATURE,
+                STEP_RUNNER_FEATURE,
                 *([FILE_TRANSFER_FEATURE] if self.file_transfer else []),
             ],
             agent_version=agent_version(),

@@ -23,6 +23,8 @@ DEFAULT_POLLING_PORT = 10943
 # uses a feature's fields only when the agent advertises it, so old agents keep working.
 ISOLATION_FEATURE = "script-isolation/v1"
 FILE_TRANSFER_FEATURE = "file-transfer/v1"
+# The agent can run `cephalo_agent.steprunner` (typed actions, helpers, output variables).
+STEP_RUNNER_FEATURE = "step-runner/v1"
 
 
 class WireModel(BaseModel):

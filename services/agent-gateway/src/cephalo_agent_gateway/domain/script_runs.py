@@ -25,6 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cephalo_agent_gateway.db.models import Machine, ScriptRun
 from cephalo_agent_gateway.db.repositories import TARGET, Repositories
 from cephalo_agent_gateway.domain.scripts import RemoteCallFailed, ScriptClient
+from cephalo_agent_gateway.domain.step_actions import (
+    ActionNotSupported,
+    ScriptPlan,
+    StepResults,
+    plan_script,
+)
 from cephalo_agent_gateway.domain.transport import Transport, TransportError, TrustRefused
 from cephalo_agent_gateway.events import publish
 from cephalo_common.agent_protocol import (
@@ -49,6 +55,8 @@ log = get_logger(__name__)
 MASK = "********"
 MAX_TICKET_LENGTH = 200
 T = TypeVar("T")
+# A driver that resumed mid-log re-reads this many lines before the end for the results.
+RESULTS_TAIL_LINES = 200
 
 
 class Outcome:
@@ -240,6 +248,7 @@ class ScriptRunDriver:
         self._transport = transport
         self._settings = settings
         self.capabilities = CapabilitiesCache(settings.capabilities_cache_seconds)
+        self._results: dict[str, StepResults] = {}
 
     async def drive(self, ticket: str, cancel: asyncio.Event | None = None) -> None:
         """Run to the end; setting `cancel` kills the script (or stops it from starting)."""
@@ -250,6 +259,7 @@ class ScriptRunDriver:
             if loaded is None:
                 return
             run, machine = loaded
+            self._results.setdefault(ticket, StepResults(whole_log=run.last_log_sequence == 0))
             if run.cancel_requested_at is not None:
                 cancel.set()
             try:
@@ -298,7 +308,11 @@ class ScriptRunDriver:
             dispatch = StepDispatchV1.model_validate(run.dispatch)
             capabilities = await self.capabilities.get(client, machine.id)
             _check_capabilities(capabilities, machine.name, dispatch)
-            command = self._command(dispatch, machine)
+            try:
+                plan = plan_script(dispatch, capabilities, machine.name)
+            except ActionNotSupported as refusal:
+                raise RunRefused(str(refusal)) from None
+            command = self._command(dispatch, plan, machine)
             status = await client.start_script(command, capabilities)
             contact.touch()
             await self._mark_running(run)
@@ -313,6 +327,10 @@ class ScriptRunDriver:
                 await _pause(self._settings.status_poll_seconds, cancel, cancel_sent)
             status = await client.get_status(run.ticket, run.last_log_sequence)
             contact.touch()
+        results = self._results.setdefault(run.ticket, StepResults(whole_log=False))
+        if not results.whole_log and not results.summarised:
+            tail = max(0, run.last_log_sequence - RESULTS_TAIL_LINES)
+            results.absorb((await client.get_status(run.ticket, tail)).logs)
         try:
             await client.complete_script(run.ticket, run.last_log_sequence)
         except RemoteCallFailed as error:
@@ -320,15 +338,17 @@ class ScriptRunDriver:
         _, explanation = outcome_of(status.exit_code)
         await self._finish(run, status.exit_code, explanation)
 
-    def _command(self, dispatch: StepDispatchV1, machine: Machine) -> StartScriptCommand:
+    def _command(
+        self, dispatch: StepDispatchV1, plan: ScriptPlan, machine: Machine
+    ) -> StartScriptCommand:
         """Deployment steps on a target are isolated; scripts on workers are not."""
         isolation = ScriptIsolation.FULL if machine.kind == TARGET else ScriptIsolation.NONE
         return StartScriptCommand(
             ticket=dispatch.ticket,
-            script_body=dispatch.script_body,
-            syntax=dispatch.syntax,
-            variables=dispatch.variables,
-            sensitive_variables=dispatch.sensitive_variables,
+            script_body=plan.script_body,
+            syntax=plan.syntax,
+            variables=plan.variables,
+            sensitive_variables=plan.sensitive_variables,
             timeout_seconds=dispatch.timeout_seconds,
             isolation=isolation,
             isolation_mutex_timeout_seconds=self._settings.isolation_mutex_timeout_seconds,
@@ -347,6 +367,8 @@ class ScriptRunDriver:
     async def _absorb(self, run: ScriptRun, status: ScriptStatusResponse) -> bool:
         """Publish lines after the cursor and advance it, atomically; True once Complete."""
         fresh = [line for line in status.logs if line.sequence > run.last_log_sequence]
+        results = self._results.setdefault(run.ticket, StepResults(whole_log=False))
+        fresh = results.absorb(fresh)
         if fresh:
             cursor = max(line.sequence for line in fresh)
             async with unit_of_work(self._sessionmaker) as session:
@@ -376,6 +398,7 @@ class ScriptRunDriver:
         outcome, _ = outcome_of(exit_code)
         if exit_code is None and error is not None and error.startswith("Canceled"):
             outcome = Outcome.CANCELED
+        results = self._results.pop(run.ticket, None) or StepResults()
         async with unit_of_work(self._sessionmaker) as session:
             repos = Repositories(session)
             finished = await repos.script_runs.finish(
@@ -397,7 +420,10 @@ class ScriptRunDriver:
                         machine_id=str(run.machine_id),
                         exit_code=exit_code,
                         error=error,
-                        last_log_sequence=run.last_log_sequence,
+                        output_variables=results.output_variables,
+                        sensitive_output_variables=results.sensitive_output_variables,
+                        artifacts=results.artifact_list,
+                        last_log_sequence=run.last_log_sequence or None,
                     ),
                 )
         if error is not None:

@@ -1,0 +1,88 @@
+"""One dispatched step on an SSH target, from `step.dispatch` to `step.finished`.
+
+The log is numbered here (an SSH session has no journal to resume from) and handed to
+`publish` as it arrives (every `flush_seconds`, at most `BATCH_LINES` a call) with service
+messages already described; the results are gathered as on an agent. A lost connection mid-step cannot be resumed: the step finishes with an error
+saying its outcome is unknown, never re-run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import asyncssh
+
+from cephalo_agent_gateway.domain.ssh_targets import SshEndpoint, SshStepRunner, SshUnavailable
+from cephalo_agent_gateway.domain.step_actions import StepResults, action_spec
+from cephalo_common.agent_protocol import LogSource, ProcessOutput
+from cephalo_common.contracts import StepDispatchV1, StepFinishedV1
+from cephalo_common.ids import utc_now
+
+Publish = Callable[[list[ProcessOutput]], Awaitable[None]]
+BATCH_LINES = 200
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.pending: list[ProcessOutput] = []
+        self.sequence = 0
+
+    def __call__(self, source: LogSource, text: str) -> None:
+        self.sequence += 1
+        self.pending.append(
+            ProcessOutput(
+                sequence=self.sequence, source=source, text=text, time=utc_now().isoformat()
+            )
+        )
+
+
+async def run_ssh_step(
+    runner: SshStepRunner,
+    endpoint: SshEndpoint,
+    dispatch: StepDispatchV1,
+    publish: Publish,
+    flush_seconds: float = 0.5,
+) -> StepFinishedV1:
+    log = _Log()
+    results = StepResults()
+    action = {**action_spec(dispatch), "variables": dispatch.variables}
+    exit_code: int | None = None
+    error: str | None = None
+
+    async def flush() -> None:
+        while log.pending:
+            batch = log.pending[:BATCH_LINES]
+            await publish(results.absorb(batch))
+            del log.pending[: len(batch)]
+
+    async def flush_periodically() -> None:
+        while True:
+            await asyncio.sleep(flush_seconds)
+            await flush()
+
+    flusher = asyncio.create_task(flush_periodically())
+    try:
+        exit_code = await runner.run_action(endpoint, dispatch.ticket, action, log)
+    except SshUnavailable as refused:
+        error = str(refused)
+    except (OSError, asyncssh.Error) as lost:
+        error = f"SSH target {endpoint.name}: the connection was lost ({lost}); outcome unknown"
+    finally:
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+    await flush()
+    return StepFinishedV1(
+        ticket=dispatch.ticket,
+        task_id=dispatch.task_id,
+        step_run_id=dispatch.step_run_id,
+        machine_id=dispatch.machine_id,
+        exit_code=exit_code,
+        error=error,
+        output_variables=results.output_variables,
+        sensitive_output_variables=results.sensitive_output_variables,
+        artifacts=results.artifact_list,
+        last_log_sequence=log.sequence or None,
+    )

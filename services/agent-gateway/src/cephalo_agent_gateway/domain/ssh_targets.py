@@ -1,0 +1,284 @@
+"""SSH targets: the step runner pushed over SFTP and run non-interactively, host key pinned.
+
+- The host key is captured once (`capture_host_key`) when the target is registered and
+  pinned: every connection trusts exactly that key and no other, so a changed key refuses
+  the connection (`HostKeyChanged`, with both fingerprints) and is reported to
+  `on_host_key_changed` for the audit trail. Disabled host-key checking is never used.
+- One pooled connection per target and account, shared by concurrent steps; at most
+  `max_concurrent` sessions at a time across the pool (the gateway's limit).
+- The runner bundle lives at `<remote_base>/runner/<version>/runner.pyz` and is uploaded
+  only when that file is missing (the version is a hash of its sources).
+- The action goes up as a 0600 file the runner deletes once read: sensitive values are
+  never on a command line. No PTY is requested, stdin is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import secrets
+import shlex
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import asyncssh
+
+from cephalo_agent.steprunner.bundle import build_bundle
+from cephalo_agent_gateway.domain.ssh_accounts import SshAccount
+from cephalo_common.agent_protocol import LogSource
+
+_TICKET = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+MIN_PYTHON = (3, 11)
+
+
+class SshUnavailable(Exception):
+    """The target cannot be reached or refused us; the message says why."""
+
+
+class HostKeyChanged(SshUnavailable):
+    pass
+
+
+@dataclass(frozen=True)
+class SshEndpoint:
+    name: str
+    host: str
+    port: int
+    account: SshAccount
+    host_key: str  # the pinned key, OpenSSH public key format
+
+    @property
+    def pool_key(self) -> tuple[str, int, str, str]:
+        """Connections are shared only by the same host, pinned key and credentials."""
+        account = self.account
+        secret = f"{account.username}\0{account.password}\0{account.private_key}"
+        return (self.host, self.port, hashlib.sha256(secret.encode()).hexdigest(), self.host_key)
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    max_concurrent: int = 50
+    connect_timeout_seconds: float = 15.0
+    run_timeout_seconds: float = 3600.0
+    remote_base: str = ".cephalo"
+    python: str = "python3"
+
+
+@dataclass(frozen=True)
+class SshHealth:
+    healthy: bool
+    message: str
+    python_version: str | None = None
+
+
+HostKeyListener = Callable[[SshEndpoint, str], Awaitable[None]]
+
+
+def fingerprint(public_key: str) -> str:
+    return str(asyncssh.import_public_key(public_key).get_fingerprint("sha256"))
+
+
+async def capture_host_key(host: str, port: int, timeout: float = 15.0) -> str:
+    """The key the host presents now, to pin at registration (OpenSSH public format)."""
+    try:
+        async with asyncio.timeout(timeout):
+            key = await asyncssh.get_server_host_key(host, port)
+    except (OSError, asyncssh.Error, TimeoutError) as error:
+        raise SshUnavailable(f"cannot read the host key of {host}:{port}: {error}") from None
+    if key is None:
+        raise SshUnavailable(f"{host}:{port} presented no host key")
+    return key.export_public_key("openssh").decode().strip()
+
+
+@lru_cache(maxsize=1)
+def runner_bundle() -> tuple[str, bytes]:
+    return build_bundle()
+
+
+@dataclass
+class SshConnections:
+    """The pool: one connection per endpoint, a session limit across all of them."""
+
+    settings: SshSettings = field(default_factory=SshSettings)
+    on_host_key_changed: HostKeyListener | None = None
+    peak_sessions: int = 0
+    runner_uploads: int = 0
+
+    def __post_init__(self) -> None:
+        self._limit = asyncio.Semaphore(self.settings.max_concurrent)
+        self._connections: dict[tuple[str, int, str, str], asyncssh.SSHClientConnection] = {}
+        self._connecting: dict[tuple[str, int, str, str], asyncio.Lock] = {}
+        self._active = 0
+
+    @asynccontextmanager
+    async def session(self, endpoint: SshEndpoint) -> AsyncIterator[asyncssh.SSHClientConnection]:
+        async with self._limit:
+            self._active += 1
+            self.peak_sessions = max(self.peak_sessions, self._active)
+            try:
+                connection = await self._connection(endpoint)
+                try:
+                    yield connection
+                except (OSError, asyncssh.Error):
+                    self._drop(endpoint)
+                    raise
+            finally:
+                self._active -= 1
+
+    async def _connection(self, endpoint: SshEndpoint) -> asyncssh.SSHClientConnection:
+        key = endpoint.pool_key
+        lock = self._connecting.setdefault(key, asyncio.Lock())
+        async with lock:
+            existing = self._connections.get(key)
+            if existing is not None and not existing.is_closed():
+                return existing
+            connection = await self._connect(endpoint)
+            self._connections[key] = connection
+            return connection
+
+    async def _connect(self, endpoint: SshEndpoint) -> asyncssh.SSHClientConnection:
+        account = endpoint.account
+        pinned = asyncssh.import_public_key(endpoint.host_key)
+        options: dict[str, Any] = {
+            "username": account.username,
+            "known_hosts": ([pinned], [], []),
+            "client_keys": None,
+            "agent_path": None,
+            "password": account.password,
+            "connect_timeout": self.settings.connect_timeout_seconds,
+        }
+        if account.private_key is not None:
+            options["client_keys"] = [
+                asyncssh.import_private_key(account.private_key, account.passphrase)
+            ]
+        try:
+            return await asyncssh.connect(endpoint.host, endpoint.port, **options)
+        except asyncssh.HostKeyNotVerifiable:
+            raise await self._changed(endpoint) from None
+        except asyncssh.PermissionDenied:
+            raise SshUnavailable(
+                f"SSH target {endpoint.name}: {account.username} was refused (check the account)"
+            ) from None
+        except (OSError, asyncssh.Error, TimeoutError) as error:
+            raise SshUnavailable(f"SSH target {endpoint.name} is unreachable: {error}") from None
+
+    async def _changed(self, endpoint: SshEndpoint) -> HostKeyChanged:
+        try:
+            presented = await capture_host_key(endpoint.host, endpoint.port)
+            now = fingerprint(presented)
+        except SshUnavailable:
+            presented, now = "", "unknown"
+        if self.on_host_key_changed is not None:
+            await self.on_host_key_changed(endpoint, presented)
+        return HostKeyChanged(
+            f"SSH target {endpoint.name} ({endpoint.host}:{endpoint.port}) presented a different "
+            f"host key ({now}) from the pinned one ({fingerprint(endpoint.host_key)}); the "
+            "connection was refused. If the change is expected, capture the host key again."
+        )
+
+    def _drop(self, endpoint: SshEndpoint) -> None:
+        connection = self._connections.pop(endpoint.pool_key, None)
+        if connection is not None:
+            connection.close()
+
+    async def aclose(self) -> None:
+        connections, self._connections = list(self._connections.values()), {}
+        for connection in connections:
+            connection.close()
+        for connection in connections:
+            await connection.wait_closed()
+
+
+LineSink = Callable[[LogSource, str], None]
+
+
+@dataclass
+class SshStepRunner:
+    """Runs one action on an SSH target through the pushed step runner."""
+
+    pool: SshConnections
+
+    @property
+    def base(self) -> str:
+        return self.pool.settings.remote_base.rstrip("/")
+
+    async def run_action(
+        self, endpoint: SshEndpoint, ticket: str, action: dict[str, Any], on_line: LineSink
+    ) -> int:
+        """The runner's exit code; every output line is handed to `on_line` as it arrives."""
+        if not _TICKET.match(ticket):
+            raise ValueError(f"ticket {ticket!r} is not a safe file name")
+        work = f"{self.base}/work/{ticket}"
+        action_path = f"{work}/action.json"
+        spec = {**action, "home": self.base, "work_dir": work}
+        async with self.pool.session(endpoint) as connection:
+            runner = await self._ensure_runner(connection)
+            async with connection.start_sftp_client() as sftp:
+                await sftp.makedirs(work, exist_ok=True)
+                await sftp.chmod(work, 0o700)
+                attrs = asyncssh.SFTPAttrs(permissions=0o600)
+                async with sftp.open(action_path, "wb", attrs) as handle:
+                    await handle.write(json.dumps(spec).encode())
+            command = " ".join(
+                shlex.quote(part)
+                for part in (self.pool.settings.python, runner, "--action", action_path)
+            )
+            return await self._stream(connection, command + " --consume", on_line)
+
+    async def _stream(
+        self, connection: asyncssh.SSHClientConnection, command: str, on_line: LineSink
+    ) -> int:
+        async with asyncio.timeout(self.pool.settings.run_timeout_seconds):
+            process = await connection.create_process(command, encoding="utf-8", errors="replace")
+            process.stdin.write_eof()
+
+            async def pump(reader: asyncssh.SSHReader[str], source: LogSource) -> None:
+                async for line in reader:
+                    if not line:  # EOF
+                        break
+                    on_line(source, line.rstrip("\r\n"))
+
+            await asyncio.gather(
+                pump(process.stdout, LogSource.STDOUT), pump(process.stderr, LogSource.STDERR)
+            )
+            completed = await process.wait()
+        status = completed.exit_status
+        return status if status is not None else -1
+
+    async def _ensure_runner(self, connection: asyncssh.SSHClientConnection) -> str:
+        version, bundle = runner_bundle()
+        directory = f"{self.base}/runner/{version}"
+        path = f"{directory}/runner.pyz"
+        async with connection.start_sftp_client() as sftp:
+            if await sftp.exists(path):
+                return path
+            await sftp.makedirs(directory, exist_ok=True)
+            partial = f"{path}.partial-{secrets.token_hex(6)}"  # steps may push at once
+            async with sftp.open(partial, "wb") as handle:
+                await handle.write(bundle)
+            await sftp.posix_rename(partial, path)
+        self.pool.runner_uploads += 1
+        return path
+
+    async def health(self, endpoint: SshEndpoint) -> SshHealth:
+        """Reachable, the pinned key, a usable Python: what a step needs on this target."""
+        probe = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
+        command = f"{shlex.quote(self.pool.settings.python)} -c {shlex.quote(probe)}"
+        try:
+            async with self.pool.session(endpoint) as connection:
+                async with asyncio.timeout(self.pool.settings.connect_timeout_seconds):
+                    result = await connection.run(command, check=False)
+        except (SshUnavailable, OSError, asyncssh.Error, TimeoutError) as error:
+            return SshHealth(False, str(error))
+        if result.exit_status != 0:
+            return SshHealth(False, f"{self.pool.settings.python} is not usable on the target")
+        version = str(result.stdout).strip()
+        numbers = tuple(int(part) for part in version.split(".")[:2])
+        if numbers < MIN_PYTHON:
+            return SshHealth(False, f"Python {version} is too old; the runner needs 3.11+", version)
+        return SshHealth(True, f"Python {version}", version)
