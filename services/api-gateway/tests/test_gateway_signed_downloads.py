@@ -26,6 +26,8 @@ from cephalo_gateway.domain.signed_links import is_signed_download
 from cephalo_gateway.settings import GatewaySettings
 
 PACKAGE_ID = "Signed.Web"
+TIMEOUT = 60.0
+"""Generous: the machines these run on are shared, and a push fsyncs."""
 VERSION = "1.2.3"
 
 
@@ -57,7 +59,10 @@ async def pushed(gateway_url: str, admin_key: str) -> Pushed:
     space = uuid.uuid4()
     body = package_bytes()
     async with httpx.AsyncClient(
-        base_url=gateway_url, headers={"X-Cephalo-Api-Key": admin_key}, trust_env=False
+        base_url=gateway_url,
+        headers={"X-Cephalo-Api-Key": admin_key},
+        trust_env=False,
+        timeout=TIMEOUT,
     ) as admin:
         stored = await admin.post(
             f"/api/v1/spaces/{space}/packages",
@@ -74,7 +79,7 @@ async def pushed(gateway_url: str, admin_key: str) -> Pushed:
 
 @pytest.fixture
 async def anonymous(gateway_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=gateway_url, trust_env=False) as client:
+    async with httpx.AsyncClient(base_url=gateway_url, trust_env=False, timeout=TIMEOUT) as client:
         yield client
 
 
