@@ -23,11 +23,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import io
 import json
 import os
 import platform
 import shutil
+import subprocess
 import tempfile
 import time
 import uuid
@@ -174,7 +176,7 @@ def machine() -> dict[str, str]:
     nginx_version = "not installed"
     with contextlib.suppress(OSError, IndexError):
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
-        done = __import__("subprocess").run([binary, "-v"], capture_output=True, text=True)
+        done = subprocess.run([binary, "-v"], capture_output=True, text=True)
         nginx_version = done.stderr.strip().split("/")[-1]
     return {
         "cpus": str(os.cpu_count()),
@@ -255,6 +257,8 @@ def run(options: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             package.unlink()
         results: dict[str, Any] = {
             "backend": options.backend,
+            "repetitions": options.repetitions,
+            "run_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(),
             "transfers": [row.as_dict() for row in bench.rows],
         }

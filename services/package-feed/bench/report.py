@@ -23,7 +23,10 @@ app `bench/bare_app.py` under the same uvicorn defaults (a body streamed to a fi
 no hashing, checks or database; `FileResponse` for downloads: the practical Python
 limit), and nginx 1 worker with `sendfile` on a generated config. The package is a
 stored zip of random bytes. The client is `curl` (upload `-T file`, download to
-/dev/null); each row is the median of 3 transfers (min-max beside it). Pushes through
+/dev/null); each row is the median of {repetitions} transfers (min-max beside it), taken
+round-robin over the routes so a change in the machine's load hits them alike. Server CPU
+is the user + system time the serving processes used per GiB moved (from /proc; it
+depends far less on a shared machine's load than MiB/s do). Pushes through
 the gateway carry an API key (bootstrap administrator: authentication, authorization and
 an audit row); the signed-link row is the keyless path agents use. Peak RSS is the
 highest resident set of each server process sampled every 10 ms during the row's
@@ -95,14 +98,14 @@ def api_table(results: dict[str, Any]) -> str:
 
 def section(results: dict[str, Any]) -> str:
     m = results["machine"]
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = results.get("run_at") or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"{SECTION_START}\n## package-feed: large transfers ({results['backend']} storage)\n\n"
         f"Run {stamp}. Machine: {m['cpus']} CPU ({m['cpu']}, `nproc` {m['cpus']}), "
         f"{m['memory']} RAM, {m['os']}; Python {m['python']}, nginx {m['nginx']}; "
         f"load average when the run ended: {m['load']} (the machine was shared with other "
         f"work, so these are numbers under load: rerun `make bench-feed` on a quiet machine).\n\n"
-        f"{METHOD}\n\nTargets (issue 5): {TARGETS}.\n\n"
+        f"{METHOD.format(repetitions=results.get('repetitions', 3))}\n\nTargets (issue 5): {TARGETS}.\n\n"
         f"{transfer_table(results['transfers'])}{api_table(results)}\n{SECTION_END}\n"
     )
 
