@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 from report import write_section
 from servers import bare_app, nginx, seaweedfs, service
-from transfer import MIB, Servers, TransferBench
+from transfer import COMMENT_BYTES, MIB, Servers, TransferBench
 
 from cephalo_common.db.migrations import upgrade
 from cephalo_common.embedded import EmbeddedNats, EmbeddedPostgres, free_port
@@ -57,13 +57,14 @@ def small_zip(seed: int, size: int) -> bytes:
 
 
 def big_zip(path: Path, size: int) -> None:
+    """A stored zip of random bytes whose archive comment (`COMMENT_BYTES`, the file's
+    last bytes) `transfer.make_unique` rewrites before each push."""
     block = os.urandom(MIB)
-    with (
-        zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive,
-        archive.open("payload.bin", "w", force_zip64=True) as entry,
-    ):
-        for _ in range(size // MIB):
-            entry.write(block)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.comment = b"0" * COMMENT_BYTES
+        with archive.open("payload.bin", "w", force_zip64=True) as entry:
+            for _ in range(size // MIB):
+                entry.write(block)
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:

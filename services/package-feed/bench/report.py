@@ -6,8 +6,13 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-SECTION_START = "<!-- bench-feed:start -->"
-SECTION_END = "<!-- bench-feed:end -->"
+
+def markers(backend: str) -> tuple[str, str]:
+    """One section per storage back end, so an S3 run keeps the filesystem numbers."""
+    name = "bench-feed" if backend == "filesystem" else f"bench-feed-{backend}"
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
 REFERENCES = {
     "upload": "bare FastAPI (stream to disk)",
     "download": "nginx (sendfile)",
@@ -22,7 +27,8 @@ uvloop and httptools, storage on the local disk unless `--backend s3`), the bare
 app `bench/bare_app.py` under the same uvicorn defaults (a body streamed to a file with
 no hashing, checks or database; `FileResponse` for downloads: the practical Python
 limit), and nginx 1 worker with `sendfile` on a generated config. The package is a
-stored zip of random bytes. The client is `curl` (upload `-T file`, download to
+stored zip of random bytes; each push rewrites its zip comment, so every push stores a
+new blob (package-feed stores identical content once). The client is `curl` (upload `-T file`, download to
 /dev/null); each row is the median of {repetitions} transfers (min-max beside it), taken
 round-robin over the routes so a change in the machine's load hits them alike. Server CPU
 is the user + system time the serving processes used per GiB moved (from /proc; it
@@ -98,15 +104,16 @@ def api_table(results: dict[str, Any]) -> str:
 
 def section(results: dict[str, Any]) -> str:
     m = results["machine"]
+    start, end = markers(results["backend"])
     stamp = results.get("run_at") or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
-        f"{SECTION_START}\n## package-feed: large transfers ({results['backend']} storage)\n\n"
+        f"{start}\n## package-feed: large transfers ({results['backend']} storage)\n\n"
         f"Run {stamp}. Machine: {m['cpus']} CPU ({m['cpu']}, `nproc` {m['cpus']}), "
         f"{m['memory']} RAM, {m['os']}; Python {m['python']}, nginx {m['nginx']}; "
         f"load average when the run ended: {m['load']} (the machine was shared with other "
         f"work, so these are numbers under load: rerun `make bench-feed` on a quiet machine).\n\n"
         f"{METHOD.format(repetitions=results.get('repetitions', 3))}\n\nTargets (issue 5): {TARGETS}.\n\n"
-        f"{transfer_table(results['transfers'])}{api_table(results)}\n{SECTION_END}\n"
+        f"{transfer_table(results['transfers'])}{api_table(results)}\n{end}\n"
     )
 
 
@@ -114,9 +121,10 @@ def write_section(output: Path, results: dict[str, Any]) -> None:
     """Replace the package-feed section (or append it); other sections are kept."""
     text = output.read_text() if output.exists() else "# Benchmarks\n"
     new = section(results)
-    if SECTION_START in text and SECTION_END in text:
-        head, rest = text.split(SECTION_START, 1)
-        tail = rest.split(SECTION_END, 1)[1].lstrip("\n")
+    start, end = markers(results["backend"])
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        tail = rest.split(end, 1)[1].lstrip("\n")
         text = head + new + ("\n" + tail if tail else "")
     else:
         text = text.rstrip("\n") + "\n\n" + new

@@ -32,6 +32,16 @@ CURL_TIMEOUT_SECONDS = 600
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+COMMENT_BYTES = 16
+
+
+def make_unique(package: Path, serial: int) -> None:
+    """Give the package new content (its zip comment) so every push stores a new blob:
+    package-feed stores identical content once, which would make later pushes skip the
+    storage write (a large difference on S3)."""
+    with package.open("r+b") as handle:
+        handle.seek(-COMMENT_BYTES, os.SEEK_END)
+        handle.write(f"{serial:0{COMMENT_BYTES}d}".encode())
 
 
 def rss(pid: int) -> int:
@@ -210,8 +220,9 @@ class TransferBench:
             self.rows.append(row)
             print(f"  {row.size_mib} MiB {row.operation} {row.route}: {row.mib_per_s():.0f} MiB/s")
 
-    def _push_url(self, base: str, size_mib: int) -> str:
+    def _push_url(self, base: str, size_mib: int, package: Path) -> str:
         self._pushes += 1
+        make_unique(package, self._pushes)
         name = f"Bench.Transfer{size_mib}.1.0.{self._pushes}.zip"
         return f"{base}/api/v1/spaces/{self.servers.space}/packages?filename={name}"
 
@@ -233,13 +244,17 @@ class TransferBench:
                     size_mib,
                     "upload",
                     "package-feed direct",
-                    lambda: upload(self._push_url(s.feed.url, size_mib), package, {}, answer),
+                    lambda: upload(
+                        self._push_url(s.feed.url, size_mib, package), package, {}, answer
+                    ),
                 ),
                 Row(
                     size_mib,
                     "upload",
                     "api-gateway → package-feed",
-                    lambda: upload(self._push_url(s.gateway.url, size_mib), package, key, answer),
+                    lambda: upload(
+                        self._push_url(s.gateway.url, size_mib, package), package, key, answer
+                    ),
                 ),
             ]
         )
