@@ -34,7 +34,8 @@ test: lint system-packages
 	$(BIN)/pytest
 
 bench-feed: $(STAMP)
-	$(BIN)/python services/package-feed/bench/bench_feed.py
+	sh services/package-feed/bench/ensure_nginx.sh
+	$(BIN)/python services/package-feed/bench/bench_feed.py $(BENCH_FEED_ARGS)
 
 bench-agents: $(STAMP)
 	$(BIN)/python tests/bench/bench_agents.py

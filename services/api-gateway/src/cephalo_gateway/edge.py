@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
+from urllib.parse import quote
 
 from cephalo_common.db.session import unit_of_work
 from cephalo_common.http.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE
@@ -23,6 +24,7 @@ from cephalo_gateway.domain import audit, identity
 from cephalo_gateway.domain.client_ip import client_ip
 from cephalo_gateway.domain.credentials import csrf_matches
 from cephalo_gateway.domain.identity import ANONYMOUS_ADMIN, AuthMethod, Principal
+from cephalo_gateway.domain.signed_links import is_signed_download
 from cephalo_gateway.security import Security
 from cephalo_gateway.settings import GatewaySettings
 
@@ -71,6 +73,20 @@ def needs_credentials(path: str) -> bool:
     if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
         return False
     return path.startswith("/api/")
+
+
+def raw_path(scope: Scope) -> str:
+    """The path as the client encoded it (`%2F` inside a name stays encoded)."""
+    raw = scope.get("raw_path")
+    if not raw:
+        return quote(str(scope["path"]))
+    return bytes(raw).split(b"?", 1)[0].decode("latin-1")
+
+
+def signed_download(scope: Scope) -> bool:
+    """A package download link whose signature package-feed checks (no key needed)."""
+    query = bytes(scope.get("query_string", b"")).decode("latin-1")
+    return is_signed_download(str(scope["method"]), raw_path(scope), query)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -147,6 +163,11 @@ class EdgeMiddleware:
             await self._refuse(scope, send, 401, "the API key or session is not valid")
             return
         if principal is None and needs_credentials(path):
+            if signed_download(scope):
+                state["signed_download"] = True
+                state["principal"] = None
+                await self.app(scope, receive, send)
+                return
             if self.settings.auth_required:
                 await self._refuse(scope, send, 401, "sign in or send an API key")
                 return

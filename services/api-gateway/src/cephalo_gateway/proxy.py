@@ -97,6 +97,35 @@ async def _single(body: bytes) -> AsyncIterator[bytes]:
     yield body
 
 
+def _body_header(name: str) -> bool:
+    return name.lower() in ("content-length", "content-type", "content-encoding")
+
+
+def signed_download_of(request: Request) -> bool:
+    """The edge let this request in on a signed download link (`domain/signed_links.py`)."""
+    return bool(getattr(request.state, "signed_download", False))
+
+
+async def _authorized_content(
+    request: Request,
+    gateway: Gateway,
+    principal: Principal,
+    route: Route,
+    space_id: uuid.UUID | None,
+) -> AsyncIterable[bytes] | None:
+    """Check the caller's permission; the body to forward (read first when it names
+    the objects the permission is checked against)."""
+    requirement = gateway.authorizer.requirement(request.method, route.path)
+    incoming = _decoded(request.headers.raw)
+    content: AsyncIterable[bytes] | None = request.stream() if has_body(incoming) else None
+    body = None
+    if requirement is not None and requirement.body and content is not None:
+        body = await _inspected_body(request)
+        content = _single(body)
+    await gateway.authorizer.check(principal, requirement, space_id, body)
+    return content
+
+
 async def forward(
     request: Request, gateway: Gateway, *, route: Route | None = None, octopus: bool = False
 ) -> Response:
@@ -104,7 +133,8 @@ async def forward(
     route = route or resolve_route(raw_path_of(request))
     request_id = request_id_of(request)
     principal = principal_of(request)
-    if principal is None:
+    signed = principal is None and signed_download_of(request)
+    if principal is None and not signed:
         raise Unauthorized("sign in or send an API key")
     space_id = route.space_id
     if route.space is not None and space_id is None:
@@ -112,14 +142,12 @@ async def forward(
     request.state.audit_upstream = route.upstream.value
     request.state.audit_space_id = space_id
     incoming = _decoded(request.headers.raw)
-    requirement = gateway.authorizer.requirement(request.method, route.path)
-    content: AsyncIterable[bytes] | None = request.stream() if has_body(incoming) else None
-    if requirement is not None and requirement.body and content is not None:
-        body = await _inspected_body(request)
-        content = _single(body)
+    if principal is None:
+        incoming = [(name, value) for name, value in incoming if not _body_header(name)]
+        content, identity = None, gateway.security.signed_link_header(route.upstream.value)
     else:
-        body = None
-    await gateway.authorizer.check(principal, requirement, space_id, body)
+        content = await _authorized_content(request, gateway, principal, route, space_id)
+        identity = gateway.security.identity_header(principal, route.upstream.value)
     headers = request_headers(
         incoming,
         request_id=request_id,
@@ -128,7 +156,7 @@ async def forward(
         scheme=request.url.scheme,
         host=request.headers.get("host"),
     )
-    headers.append(gateway.security.identity_header(principal, route.upstream.value))
+    headers.append(identity)
     try:
         upstream = await gateway.upstreams.open(
             route.upstream,
@@ -145,8 +173,8 @@ async def forward(
         raise
     gateway.metrics.upstream_responses.labels(route.upstream.value, str(upstream.status_code)).inc()
     base_url = gateway.upstreams.urls[route.upstream]
-    collection = list_filter(principal, request.method, route.path)
-    if collection is not None and upstream.status_code == 200:
+    collection = list_filter(principal, request.method, route.path) if principal else None
+    if principal is not None and collection is not None and upstream.status_code == 200:
         return await _filtered(upstream, base_url, principal, collection, space_id)
     if octopus and upstream.status_code >= 400:
         return await _octopus_error(upstream)

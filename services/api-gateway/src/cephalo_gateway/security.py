@@ -17,6 +17,13 @@ from cephalo_gateway.settings import GatewaySettings
 IDENTITY_HEADER = internal_token.HEADER.lower()
 GATEWAY_IDENTITY = {"sub": None, "name": "api-gateway", "service_account": True, "via": "gateway"}
 """Who the gateway's own look-ups (slugs, scopes) are made as."""
+SIGNED_LINK_IDENTITY = {
+    "sub": None,
+    "name": "signed-link",
+    "service_account": False,
+    "via": "signed-link",
+}
+"""Who a keyless signed download is forwarded as: nobody, holding only the link."""
 NONCE_BYTES = 12
 
 
@@ -75,6 +82,15 @@ class Security:
 
     def identity_header(self, principal: Principal | None, audience: str) -> tuple[str, str]:
         return IDENTITY_HEADER, self.identity_token(principal, audience)
+
+    def signed_link_header(self, audience: str) -> tuple[str, str]:
+        token = internal_token.sign(
+            SIGNED_LINK_IDENTITY,
+            audience,
+            self.internal_secret,
+            ttl_seconds=self.settings.internal_token_ttl_seconds,
+        )
+        return IDENTITY_HEADER, token
 
     def seal(self, secret: str, associated: bytes) -> bytes:
         """Encrypt a webhook secret; `associated` (the hook id) binds it to its row."""

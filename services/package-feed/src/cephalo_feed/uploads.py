@@ -60,25 +60,28 @@ class TempFile:
         self.path = Path(name)
         self._handle = os.fdopen(descriptor, "wb")
         self._hash = hashlib.sha256()
-        self._buffer = bytearray()
+        self._batch: list[bytes] = []
+        self._batched = 0
         self.size = 0
 
     async def write(self, data: bytes) -> None:
-        self._buffer += data
+        """Queue `data` (bytes are kept by reference, not copied); flush a full batch."""
+        self._batch.append(bytes(data))
+        self._batched += len(data)
         self.size += len(data)
-        if len(self._buffer) >= WRITE_BUFFER_BYTES:
+        if self._batched >= WRITE_BUFFER_BYTES:
             await self._flush()
 
     async def _flush(self) -> None:
-        if not self._buffer:
+        if not self._batch:
             return
-        batch = bytes(self._buffer)
-        self._buffer.clear()
+        batch, self._batch, self._batched = self._batch, [], 0
         await anyio.to_thread.run_sync(self._write_batch, batch)
 
-    def _write_batch(self, batch: bytes) -> None:
-        self._hash.update(batch)
-        self._handle.write(batch)
+    def _write_batch(self, batch: list[bytes]) -> None:
+        for chunk in batch:
+            self._hash.update(chunk)
+        self._handle.writelines(batch)
 
     async def finish(self) -> str:
         """Flush, make durable, close; the hex SHA-256 of everything written."""

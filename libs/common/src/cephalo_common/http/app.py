@@ -18,7 +18,8 @@ import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cephalo_common.db.engine import create_engine, create_sessionmaker, ping
 from cephalo_common.db.outbox import OutboxMixin, OutboxRelay, pending_count
@@ -152,19 +153,33 @@ def _register_outbox_gauge(runtime: Runtime, model: type[OutboxMixin]) -> None:
     runtime.tasks.append(asyncio.create_task(refresh(), name="outbox-gauge"))
 
 
-class RequestIdMiddleware(BaseHTTPMiddleware):
-    """Binds a request id (from `X-Request-Id` or new) to every log line of the request."""
+class RequestIdMiddleware:
+    """Binds a request id (from `X-Request-Id` or new) to every log line of the request.
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        request_id = request.headers.get("x-request-id") or str(uuid7())
-        request.state.request_id = request_id
+    Pure ASGI, like every middleware here: `BaseHTTPMiddleware` costs a task group per
+    received chunk and a memory stream per sent chunk, which halves streaming throughput.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = Headers(scope=scope).get("x-request-id") or str(uuid7())
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["X-Request-Id"] = request_id
+            await send(message)
+
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            response = await call_next(request)
+            await self.app(scope, receive, send_with_id)
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
-        response.headers["X-Request-Id"] = request_id
-        return response
 
 
 async def readiness(

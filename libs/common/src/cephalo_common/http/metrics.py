@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -13,7 +13,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class HttpMetrics:
@@ -32,19 +32,34 @@ class HttpMetrics:
         )
 
 
-class MetricsMiddleware(BaseHTTPMiddleware):
-    def __init__(self, app: object, metrics: HttpMetrics) -> None:
-        super().__init__(app)  # type: ignore[arg-type]
+class MetricsMiddleware:
+    """Counts requests by route and status; the latency runs until the last body byte is
+    sent (pure ASGI, so streamed bodies pass untouched)."""
+
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
+        self.app = app
         self.metrics = metrics
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        self.metrics.requests.labels(request.method, name, str(response.status_code)).inc()
-        self.metrics.latency.labels(request.method, name).observe(time.perf_counter() - started)
-        return response
+        status = 500
+
+        async def send_counted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counted)
+        finally:
+            name = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            self.metrics.requests.labels(method, name, str(status)).inc()
+            self.metrics.latency.labels(method, name).observe(time.perf_counter() - started)
 
 
 def metrics_endpoint(registry: CollectorRegistry) -> Callable[[], Awaitable[Response]]:
