@@ -155,6 +155,20 @@ class MachineRepository(RepositoryBase[Machine]):
             .execution_options(synchronize_session=False)
         )
 
+    async def reschedule_health_checks(
+        self, space_id: uuid.UUID, policy_id: uuid.UUID, *, include_unassigned: bool, at: datetime
+    ) -> None:
+        """The policy's machines (and those without a policy, for a default) next check `at`."""
+        follows = Machine.machine_policy_id == policy_id
+        if include_unassigned:
+            follows = or_(follows, Machine.machine_policy_id.is_(None))
+        await self.session.execute(
+            update(Machine)
+            .where(follows, Machine.space_id == space_id)
+            .values(health_next_at=at)
+            .execution_options(synchronize_session=False)
+        )
+
     async def schedule_health_check(self, id: uuid.UUID, at: datetime | None) -> None:
         await self.session.execute(
             update(Machine)
