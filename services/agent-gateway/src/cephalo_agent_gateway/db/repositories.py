@@ -74,6 +74,31 @@ class MachineRepository(RepositoryBase[Machine]):
             statement = statement.where(Machine.worker_pool_ids.contains([str(worker_pool_id)]))
         return await self.list(statement.order_by(Machine.name_key))
 
+    async def least_busy_workers(
+        self, space_id: uuid.UUID, worker_pool_id: uuid.UUID, *, statuses: Sequence[str]
+    ) -> Sequence[tuple[Machine, int]]:
+        """Enabled workers of the pool in one of `statuses`, the fewest unfinished runs first."""
+        busy = (
+            select(func.count())
+            .select_from(ScriptRun)
+            .where(ScriptRun.machine_id == Machine.id, ScriptRun.state != "Complete")
+            .correlate(Machine)
+            .scalar_subquery()
+        )
+        statement = (
+            select(Machine, busy)
+            .where(
+                Machine.space_id == space_id,
+                Machine.kind == WORKER,
+                Machine.is_disabled.is_(False),
+                Machine.health_status.in_(list(statuses)),
+                Machine.worker_pool_ids.contains([str(worker_pool_id)]),
+            )
+            .order_by(busy, Machine.name_key)
+        )
+        rows = (await self.session.execute(statement)).all()
+        return [(row[0], int(row[1])) for row in rows]
+
     async def count_in_pool(self, worker_pool_id: uuid.UUID) -> int:
         return await self.count(
             select(Machine.id).where(Machine.worker_pool_ids.contains([str(worker_pool_id)]))
