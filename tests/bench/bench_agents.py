@@ -23,12 +23,13 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +89,7 @@ class Stack:
     gateway_url: str = ""
     polling_port: int = 0
     gateway: subprocess.Popen[bytes] | None = None
+    profile: Path | None = None
 
 
 @contextlib.asynccontextmanager
@@ -96,7 +98,7 @@ async def stack(work: Path, profile: Path | None = None) -> AsyncIterator[Stack]
     nats_server = EmbeddedNats(work / "nats", free_port())
     database_url = postgres.start()
     nats_server.start()
-    running = Stack(work, database_url, nats_server.url)
+    running = Stack(work, database_url, nats_server.url, profile=profile)
     try:
         await asyncio.to_thread(upgrade, "cephalo_release", database_url)
         await asyncio.to_thread(upgrade, "cephalo_agent_gateway", database_url)
@@ -140,9 +142,9 @@ def start_gateway(running: Stack, profile: Path | None = None) -> None:
         }
     )
     log = (running.work / "agent-gateway.log").open("ab")
-    profiler = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
+    profiler = [str(Path(__file__).with_name("profiled.py")), str(profile)] if profile else ["-m"]
     running.gateway = subprocess.Popen(
-        [sys.executable, *profiler, "-m", "cephalo_agent_gateway", "api"],
+        [sys.executable, *profiler, "cephalo_agent_gateway", "api"],
         env=env,
         stdout=log,
         stderr=log,
@@ -151,6 +153,19 @@ def start_gateway(running: Stack, profile: Path | None = None) -> None:
     running.gateway_url = f"http://127.0.0.1:{port}"
     running.polling_port = polling_port
     wait_for_port(port, timeout=180)
+
+
+@contextlib.contextmanager
+def profiling(running: Stack) -> Iterator[None]:
+    """Profile the gateway meanwhile, when it runs under `profiled.py` (`--profile`)."""
+    if running.profile is None or running.gateway is None:
+        yield
+        return
+    running.gateway.send_signal(signal.SIGUSR1)
+    try:
+        yield
+    finally:
+        running.gateway.send_signal(signal.SIGUSR2)
 
 
 def stop_gateway(running: Stack) -> None:
@@ -281,9 +296,10 @@ async def bench_polling(
 
     began = time.monotonic()
     cpu = cpu_seconds(gateway_pid), cpu_seconds(os.getpid())
-    latencies = await dispatch_to_all(
-        running.nats_url, space_id, [member.machine_id for member in agents]
-    )
+    with profiling(running):
+        latencies = await dispatch_to_all(
+            running.nats_url, space_id, [member.machine_id for member in agents]
+        )
     total = time.monotonic() - began
     results.add(f"`echo ok` dispatched to {n} polling agents, all finished", f"{total:.1f} s")
     results.add("  per run, dispatch to step.finished", summary(latencies))

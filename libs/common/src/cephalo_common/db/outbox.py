@@ -3,6 +3,8 @@
 Producers call `emit()` inside the handler's transaction. `OutboxRelay` claims unpublished
 rows with `FOR UPDATE SKIP LOCKED` (several relays are safe), publishes each with
 `Nats-Msg-Id` = event id, and marks it sent. If NATS is down the rows wait; nothing is lost.
+A batch is published pipelined (every publish sent in order, then the acks awaited
+together): one round trip per batch instead of one per event.
 """
 
 from __future__ import annotations
@@ -145,7 +147,7 @@ class OutboxRelay:
                     await self._wake.wait()
 
     async def relay_once(self) -> int:
-        """Publish one batch; rows published before a failure stay marked, then it raises."""
+        """Publish one batch; rows whose publish was acked are marked, then a failure raises."""
         model = self._model
         failure: Exception | None = None
         async with self._sessionmaker() as session, session.begin():
@@ -162,15 +164,22 @@ class OutboxRelay:
                 .scalars()
                 .all()
             )
-            for row in rows:
-                try:
-                    await self._broker.publish(row.subject, Envelope.from_bytes(row.payload))
-                except Exception as error:  # noqa: BLE001 - recorded on the row, raised below
+            outcomes = await asyncio.gather(
+                *(
+                    self._broker.publish(row.subject, Envelope.from_bytes(row.payload))
+                    for row in rows
+                ),
+                return_exceptions=True,
+            )
+            for row, outcome in zip(rows, outcomes, strict=True):
+                if isinstance(outcome, asyncio.CancelledError):
+                    raise outcome
+                if isinstance(outcome, Exception):
                     row.attempts += 1
-                    row.last_error = str(error)[:1000]
-                    failure = error
-                    break
-                row.published_at = utc_now()
+                    row.last_error = str(outcome)[:1000]
+                    failure = failure or outcome
+                else:
+                    row.published_at = utc_now()
         if failure is not None:
             raise failure
         return len(rows)

@@ -387,17 +387,20 @@ class ScriptRunRepository:
         run = await self.find(ticket)
         return run if run is not None and run.space_id == space_id else None
 
-    async def claim(self, driver: str, *, lease_seconds: float, limit: int) -> Sequence[str]:
-        """Unfinished runs nobody holds (or whose holder's lease ran out), now held by `driver`."""
+    async def claim(
+        self, driver: str, *, lease_seconds: float, limit: int, adopt_own: bool = False
+    ) -> Sequence[str]:
+        """Unfinished runs nobody holds (or whose holder's lease ran out), now held by `driver`.
+
+        `adopt_own` also takes back the runs `driver` still holds (after a restart under the
+        same name, or a driver that failed): it rewrites every one of them, so it is rare.
+        """
+        held_by_nobody = or_(ScriptRun.lease_until.is_(None), ScriptRun.lease_until < func.now())
         free = (
             select(ScriptRun.ticket)
             .where(
                 ScriptRun.state != COMPLETE,
-                or_(
-                    ScriptRun.lease_until.is_(None),
-                    ScriptRun.lease_until < func.now(),
-                    ScriptRun.driver == driver,
-                ),
+                or_(held_by_nobody, ScriptRun.driver == driver) if adopt_own else held_by_nobody,
             )
             .order_by(ScriptRun.created_at)
             .limit(limit)
