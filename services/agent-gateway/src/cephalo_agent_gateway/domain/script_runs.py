@@ -6,6 +6,10 @@ is written to the outbox in the same transaction that advances the run's log cur
 run can be resumed at any point (new connection, new gateway process, another replica) by
 asking the agent for the lines after the cursor: none is lost and none is sent twice.
 
+The last lines travel with the end: `complete_script` answers with the lines after the
+cursor (the agent keeps its journal after completing), and they are written together with
+`step.finished` in one transaction: three transactions per run, not one per status call.
+
 Deployment steps on a target run with `FullIsolation` (one at a time per target, through the
 agent's named mutex); scripts on workers do not wait for each other.
 """
@@ -317,7 +321,7 @@ class ScriptRunDriver:
             contact.touch()
             await self._mark_running(run)
         cancel_sent = False
-        while status is None or not await self._absorb(run, status):
+        while status is None or not await self._absorb_unless_complete(run, status):
             if cancel.is_set() and not cancel_sent:
                 status = await client.cancel_script(run.ticket, run.last_log_sequence)
                 cancel_sent = True
@@ -329,14 +333,17 @@ class ScriptRunDriver:
             contact.touch()
         results = self._results.setdefault(run.ticket, StepResults(whole_log=False))
         if not results.whole_log and not results.summarised:
-            tail = max(0, run.last_log_sequence - RESULTS_TAIL_LINES)
-            results.absorb((await client.get_status(run.ticket, tail)).logs)
+            start = max(0, run.last_log_sequence - RESULTS_TAIL_LINES)
+            earlier = (await client.get_status(run.ticket, start)).logs
+            results.absorb([line for line in earlier if line.sequence <= run.last_log_sequence])
+        tail = list(status.logs)
         try:
-            await client.complete_script(run.ticket, run.last_log_sequence)
+            completed = await client.complete_script(run.ticket, run.last_log_sequence)
+            tail += completed.logs
         except RemoteCallFailed as error:
             log.warning("complete_script failed; the agent keeps its work files", error=str(error))
         _, explanation = outcome_of(status.exit_code)
-        await self._finish(run, status.exit_code, explanation)
+        await self._finish(run, status.exit_code, explanation, tail)
 
     def _command(
         self, dispatch: StepDispatchV1, plan: ScriptPlan, machine: Machine
@@ -364,43 +371,65 @@ class ScriptRunDriver:
                 raise StaleRun(run.ticket)
         run.state = ProcessState.RUNNING.value
 
-    async def _absorb(self, run: ScriptRun, status: ScriptStatusResponse) -> bool:
-        """Publish lines after the cursor and advance it, atomically; True once Complete."""
-        fresh = [line for line in status.logs if line.sequence > run.last_log_sequence]
+    async def _absorb_unless_complete(self, run: ScriptRun, status: ScriptStatusResponse) -> bool:
+        """True once Complete (its lines are left for `_finish`); else publish the new lines
+        (service messages taken out) and advance the cursor, atomically."""
+        if status.state is ProcessState.COMPLETE:
+            return True
         results = self._results.setdefault(run.ticket, StepResults(whole_log=False))
-        fresh = results.absorb(fresh)
+        fresh = results.absorb(_after(run.last_log_sequence, status.logs))
         if fresh:
-            cursor = max(line.sequence for line in fresh)
             async with unit_of_work(self._sessionmaker) as session:
-                repos = Repositories(session)
-                expected = run.last_log_sequence
-                if not await repos.script_runs.advance_cursor(
-                    run.ticket, expected=expected, new=cursor
-                ):
-                    raise StaleRun(run.ticket)
-                for batch in log_batches(fresh, self._settings.max_log_event_bytes):
-                    publish.step_log(
-                        session,
-                        run,
-                        StepLogV1(
-                            ticket=run.ticket,
-                            task_id=run.task_id,
-                            step_run_id=run.step_run_id,
-                            machine_id=str(run.machine_id),
-                            lines=batch,
-                        ),
-                    )
-            run.last_log_sequence = cursor
-        return status.state is ProcessState.COMPLETE
+                self._publish_lines(session, run, fresh)
+                await self._advance(Repositories(session), run, fresh)
+        return False
 
-    async def _finish(self, run: ScriptRun, exit_code: int | None, error: str | None) -> None:
-        """Mark the run Complete and announce `step.finished`, once, in one transaction."""
+    def _publish_lines(
+        self, session: AsyncSession, run: ScriptRun, lines: list[ProcessOutput]
+    ) -> None:
+        for batch in log_batches(lines, self._settings.max_log_event_bytes):
+            publish.step_log(
+                session,
+                run,
+                StepLogV1(
+                    ticket=run.ticket,
+                    task_id=run.task_id,
+                    step_run_id=run.step_run_id,
+                    machine_id=str(run.machine_id),
+                    lines=batch,
+                ),
+            )
+
+    async def _advance(
+        self, repos: Repositories, run: ScriptRun, lines: list[ProcessOutput]
+    ) -> None:
+        """Move the cursor past `lines`; `StaleRun` if another driver moved it meanwhile."""
+        cursor = lines[-1].sequence
+        if not await repos.script_runs.advance_cursor(
+            run.ticket, expected=run.last_log_sequence, new=cursor
+        ):
+            raise StaleRun(run.ticket)
+        run.last_log_sequence = cursor
+
+    async def _finish(
+        self,
+        run: ScriptRun,
+        exit_code: int | None,
+        error: str | None,
+        tail: Sequence[ProcessOutput] = (),
+    ) -> None:
+        """Publish the last lines, mark the run Complete and announce `step.finished`, once,
+        in one transaction."""
         outcome, _ = outcome_of(exit_code)
         if exit_code is None and error is not None and error.startswith("Canceled"):
             outcome = Outcome.CANCELED
         results = self._results.pop(run.ticket, None) or StepResults()
+        fresh = results.absorb(_after(run.last_log_sequence, tail))
         async with unit_of_work(self._sessionmaker) as session:
             repos = Repositories(session)
+            if fresh:
+                self._publish_lines(session, run, fresh)
+                await self._advance(repos, run, fresh)
             finished = await repos.script_runs.finish(
                 run.ticket,
                 exit_code=exit_code,
@@ -438,6 +467,12 @@ async def _pause(seconds: float, cancel: asyncio.Event, cancel_sent: bool) -> No
         return
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(cancel.wait(), seconds)
+
+
+def _after(cursor: int, lines: Sequence[ProcessOutput]) -> list[ProcessOutput]:
+    """The lines after `cursor`, each sequence once, in order."""
+    fresh = {line.sequence: line for line in lines if line.sequence > cursor}
+    return [fresh[sequence] for sequence in sorted(fresh)]
 
 
 def _admit(run: ScriptRun, machine: Machine | None) -> Machine:
