@@ -3,12 +3,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import nats
 import pytest
+from fastapi import FastAPI
 from nats.aio.client import Client
 
 from cephalo_common.messaging.nats import NatsBroker
 from cephalo_common.settings import NatsSettings
+from cephalo_common.testing import running
+from cephalo_orchestrator.app import create_app
 from cephalo_orchestrator.settings import OrchestratorSettings
 
 from .fakes import FakeAgentGateway
@@ -69,3 +73,15 @@ async def nats_client(nats_url: str, broker: NatsBroker) -> AsyncIterator[Client
     client = await nats.connect(nats_url)
     yield client
     await client.close()
+
+
+@pytest.fixture
+async def app(settings: OrchestratorSettings) -> FastAPI:
+    """The orchestrator under test; a module overrides it for other settings."""
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(app) as client:
+        yield client
