@@ -77,7 +77,7 @@ def substitute_script(body: str, variables: Mapping[str, str], output: StepOutpu
         reason = "; ".join(str(e) for e in evaluation.errors)
         raise StepFailed(f"Variable substitution in the script failed: {reason or 'refused'}")
     if evaluation.missing:
-        output.error(f"Unresolved in the script: {', '.join(evaluation.missing)}")
+        output.info(f"Left as written in the script: {', '.join(evaluation.missing)}")
     return evaluation.text
 
 
