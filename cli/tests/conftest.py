@@ -65,8 +65,11 @@ def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def stack(
-    tmp_path_factory: pytest.TempPathFactory, database_url: str, nats_url: str
+    tmp_path_factory: pytest.TempPathFactory,
+    new_database: Callable[[str], str],
+    nats_url: str,
 ) -> Iterator[Stack]:
+    database_url = new_database("cli_stack")
     ports = Ports(*(free_port() for _ in range(6)))
     stack = Stack(tmp_path_factory.mktemp("cli-stack"), database_url, nats_url, ports)
     stack.migrate()

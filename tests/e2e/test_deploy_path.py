@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -42,8 +42,11 @@ class _Stack(Stack):
 
 @pytest.fixture(scope="module")
 def stack(
-    tmp_path_factory: pytest.TempPathFactory, database_url: str, nats_url: str
+    tmp_path_factory: pytest.TempPathFactory,
+    new_database: Callable[[str], str],
+    nats_url: str,
 ) -> Iterator[Stack]:
+    database_url = new_database("e2e_deploy_path")
     ports = Ports(*(free_port() for _ in range(6)))
     stack = _Stack(tmp_path_factory.mktemp("stack"), database_url, nats_url, ports)
     stack.migrate()

@@ -14,7 +14,7 @@ import io
 import json
 import uuid
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,11 @@ SECRET = "s3cr3t-token-value"
 
 @pytest.fixture(scope="module")
 def stack(
-    tmp_path_factory: pytest.TempPathFactory, database_url: str, nats_url: str
+    tmp_path_factory: pytest.TempPathFactory,
+    new_database: Callable[[str], str],
+    nats_url: str,
 ) -> Iterator[Stack]:
+    database_url = new_database("e2e_packages")
     ports = Ports(*(free_port() for _ in range(6)))
     stack = Stack(tmp_path_factory.mktemp("stack"), database_url, nats_url, ports)
     stack.migrate()

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from cephalo_common.db.migrations import upgrade
 from cephalo_common.testing import running, serving
 from cephalo_feed.app import create_app as create_feed_app
 from cephalo_feed.settings import FeedSettings
@@ -24,9 +25,18 @@ TEST_MASTER_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
 
 @pytest.fixture(scope="session")
-def release_settings(migrate: Callable[[str], str], nats_url: str) -> ReleaseSettings:
+def release_database(new_database: Callable[[str], str]) -> str:
+    """A database of its own: the values sealed with TEST_MASTER_KEY stay out of other
+    suites' release-service, which would refuse to start beside them."""
+    url = new_database("release_service_tests")
+    upgrade("cephalo_release", url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def release_settings(release_database: str, nats_url: str) -> ReleaseSettings:
     return ReleaseSettings(
-        database={"url": migrate("cephalo_release")},
+        database={"url": release_database},
         nats={"url": nats_url},
         messaging={"outbox_poll_seconds": 0.1, "consumer_ack_wait_seconds": 5.0},
         scheduler_poll_seconds=0.2,

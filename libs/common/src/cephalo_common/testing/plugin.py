@@ -5,12 +5,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
 from cephalo_common.db.migrations import upgrade
 from cephalo_common.embedded import EmbeddedNats, EmbeddedPostgres, free_port
@@ -87,3 +93,35 @@ def migrate(database_url: str) -> Callable[[str], str]:
         return database_url
 
     return run
+
+
+@pytest.fixture(scope="session")
+def new_database(database_url: str) -> Callable[[str], str]:
+    """`new_database("cli")` creates a database of its own on the session's server (once per
+    name) and returns its URL.
+
+    A whole stack gets one: release-service refuses to start beside sensitive values sealed
+    with a master key it does not hold, so stacks with their own keys must not share tables.
+    """
+    made: dict[str, str] = {}
+
+    def create(name: str) -> str:
+        if name not in made:
+            database = f"{re.sub(r'[^a-z0-9_]', '_', name.lower())}_{uuid.uuid4().hex[:8]}"
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(asyncio.run, _create_database(database_url, database)).result()
+            made[name] = (
+                make_url(database_url).set(database=database).render_as_string(hide_password=False)
+            )
+        return made[name]
+
+    return create
+
+
+async def _create_database(database_url: str, database: str) -> None:
+    url = make_url(database_url).set(drivername="postgresql")
+    connection = await asyncpg.connect(url.render_as_string(hide_password=False))
+    try:
+        await connection.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await connection.close()

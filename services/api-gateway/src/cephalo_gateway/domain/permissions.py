@@ -38,10 +38,15 @@ class Permission(StrEnum):
     PROCESS_EDIT = "ProcessEdit"
     VARIABLE_VIEW = "VariableView"
     VARIABLE_EDIT = "VariableEdit"
+    LIBRARY_VARIABLE_SET_VIEW = "LibraryVariableSetView"
+    LIBRARY_VARIABLE_SET_CREATE = "LibraryVariableSetCreate"
+    LIBRARY_VARIABLE_SET_EDIT = "LibraryVariableSetEdit"
+    LIBRARY_VARIABLE_SET_DELETE = "LibraryVariableSetDelete"
     TRIGGER_VIEW = "TriggerView"
     TRIGGER_EDIT = "TriggerEdit"
     RELEASE_VIEW = "ReleaseView"
     RELEASE_CREATE = "ReleaseCreate"
+    RELEASE_EDIT = "ReleaseEdit"
     RELEASE_DELETE = "ReleaseDelete"
     DEPLOYMENT_VIEW = "DeploymentView"
     DEPLOYMENT_CREATE = "DeploymentCreate"
@@ -108,6 +113,7 @@ _PROJECT_VIEW = frozenset(
         P.PROJECT_GROUP_VIEW,
         P.PROCESS_VIEW,
         P.VARIABLE_VIEW,
+        P.LIBRARY_VARIABLE_SET_VIEW,
         P.TRIGGER_VIEW,
         P.RELEASE_VIEW,
         P.DEPLOYMENT_VIEW,
@@ -127,7 +133,7 @@ _PROJECT_CONTRIBUTE = _PROJECT_VIEW | {
     P.TRIGGER_EDIT,
 }
 _DEPLOY = frozenset({P.DEPLOYMENT_CREATE, P.TASK_CREATE, P.TASK_CANCEL, P.INTERRUPTION_SUBMIT})
-_RELEASE = frozenset({P.RELEASE_CREATE, P.RELEASE_DELETE})
+_RELEASE = frozenset({P.RELEASE_CREATE, P.RELEASE_EDIT, P.RELEASE_DELETE})
 
 ADMINISTRATOR = "administrator"
 BUILT_IN_ROLES: Mapping[str, Role] = {
@@ -400,6 +406,7 @@ RULES: Sequence[Rule] = (
     _rule(READ, f"{S}/releases", P.RELEASE_VIEW),
     _rule(READ, f"{S}/releases/{{release}}/**", P.RELEASE_VIEW),
     _rule("DELETE", f"{S}/releases/{{release}}", P.RELEASE_DELETE),
+    _rule("POST", f"{S}/releases/{{release}}/snapshot-variables", P.RELEASE_EDIT),
     _rule(READ, f"{S}/deployments", P.DEPLOYMENT_VIEW),
     _rule(
         "POST",
@@ -418,6 +425,11 @@ RULES: Sequence[Rule] = (
     _rule(READ, f"{S}/deployments/{{deployment}}/**", P.DEPLOYMENT_VIEW),
     _rule("POST", f"{S}/deployments/{{deployment}}/redeploy", P.DEPLOYMENT_CREATE),
     _rule(READ, f"{S}/dashboard/**", P.PROJECT_VIEW),
+    _rule(READ, f"{S}/library-variable-sets/**", P.LIBRARY_VARIABLE_SET_VIEW),
+    _rule("POST", f"{S}/library-variable-sets", P.LIBRARY_VARIABLE_SET_CREATE),
+    _rule("PUT,PATCH,POST", f"{S}/library-variable-sets/**", P.LIBRARY_VARIABLE_SET_EDIT),
+    _rule("DELETE", f"{S}/library-variable-sets/**", P.LIBRARY_VARIABLE_SET_DELETE),
+    _rule(READ, f"{S}/package-references", P.RELEASE_VIEW),
     _rule(READ, f"{S}/variables/**", P.VARIABLE_VIEW),
     _rule(WRITE, f"{S}/variables/**", P.VARIABLE_EDIT),
     _rule(

@@ -36,6 +36,8 @@ COLLECTIONS: dict[str, Upstream] = {
     "lifecycles": Upstream.RELEASE_SERVICE,
     "channels": Upstream.RELEASE_SERVICE,
     "variables": Upstream.RELEASE_SERVICE,
+    "library-variable-sets": Upstream.RELEASE_SERVICE,
+    "package-references": Upstream.RELEASE_SERVICE,
     "tasks": Upstream.DEPLOY_ORCHESTRATOR,
     "deployment-plans": Upstream.DEPLOY_ORCHESTRATOR,
     "machines": Upstream.AGENT_GATEWAY,
