@@ -119,7 +119,7 @@ def test_an_illegal_character_in_a_template_name_is_reported() -> None:
     ("name", "code", "position"),
     [
         ("Web$Site", ErrorCode.ILLEGAL_CHARACTER, 3),
-        ("Db:Password", ErrorCode.ILLEGAL_CHARACTER, 2),
+        ("Db;Password", ErrorCode.ILLEGAL_CHARACTER, 2),
         ("", ErrorCode.EMPTY_NAME, 0),
         ("   ", ErrorCode.EMPTY_NAME, 0),
         ("Foo..Bar", ErrorCode.SYNTAX, 4),
@@ -144,6 +144,7 @@ def test_illegal_variable_names(name: str, code: ErrorCode, position: int) -> No
         "Octopus.Action[Step (1)].Output[Web 01].Url",
         "Package[containers[0].container].Registry",
         "A[]",
+        "Logging:LogLevel:Default",
     ],
 )
 def test_legal_variable_names(name: str) -> None:

@@ -27,7 +27,8 @@ from cephalo_common.variables.errors import (
 )
 from cephalo_common.variables.parser import diagnose_block, looks_like_block, try_parse
 
-_NAME_PUNCTUATION = frozenset(".-_ ")
+_NAME_PUNCTUATION = frozenset(".-_: ")
+"""`:` as in `Logging:LogLevel:Default`, the JSON path form structured replacement reads."""
 
 
 def validate(template: str, limits: Limits = DEFAULT_LIMITS) -> list[TemplateError]:
@@ -164,7 +165,7 @@ def validate_variable_name(name: str) -> list[TemplateError]:
                     i,
                     ErrorCode.ILLEGAL_CHARACTER,
                     f"illegal character {char!r} in a variable name (use letters, digits, '.', "
-                    "'-', '_', spaces and [index])",
+                    "':', '-', '_', spaces and [index])",
                 )
             )
         i += 1
