@@ -11,6 +11,10 @@ The `HealthMonitor` claims due machines in the table (so replicas share the work
 them concurrently (at most `max_concurrency` at once, each bounded by its policy timeout),
 and records each result with its history; a changed status is announced as
 `target.health-changed` in the same transaction.
+
+SSH targets are checked over SSH: reachable with the pinned host key and the account, and a
+Python the runner can use → Healthy; otherwise Unavailable with the reason. (A policy's
+health check script is not run on them yet.)
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cephalo_agent_gateway.db.models import HealthCheck, Machine, MachinePolicy
-from cephalo_agent_gateway.db.repositories import Repositories
+from cephalo_agent_gateway.db.repositories import SSH, Repositories
 from cephalo_agent_gateway.domain.machine_policies import HealthCheckType, policy_for
 from cephalo_agent_gateway.domain.scripts import RemoteCallFailed, ScriptClient
+from cephalo_agent_gateway.domain.ssh_service import SshTargets
 from cephalo_agent_gateway.domain.transport import Transport, TransportError, TrustRefused
 from cephalo_agent_gateway.events import publish
 from cephalo_agent_gateway.events.contracts import TargetHealthChangedV1
@@ -67,8 +72,9 @@ class HealthResult:
 class HealthChecker:
     """Runs one machine's check as its policy says; never raises for a sick machine."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, ssh: SshTargets | None = None) -> None:
         self._transport = transport
+        self._ssh = ssh
 
     async def check(self, machine: Machine, policy: MachinePolicy) -> HealthResult:
         loop = asyncio.get_running_loop()
@@ -77,6 +83,8 @@ class HealthChecker:
         return HealthResult(status, message, int((loop.time() - began) * 1000))
 
     async def _check(self, machine: Machine, policy: MachinePolicy) -> tuple[HealthStatus, str]:
+        if machine.mode == SSH:
+            return await self._check_ssh(machine, policy)
         client = ScriptClient(self._transport, machine.id)
         timeout = float(policy.health_check_timeout_seconds)
         deadline = asyncio.get_running_loop().time() + timeout
@@ -94,6 +102,19 @@ class HealthChecker:
             return HealthStatus.HEALTHY, f"Connected: {summary}"
         remaining = deadline - asyncio.get_running_loop().time()
         return await self._run_script(client, machine, policy, remaining)
+
+    async def _check_ssh(self, machine: Machine, policy: MachinePolicy) -> tuple[HealthStatus, str]:
+        if self._ssh is None:
+            return HealthStatus.UNAVAILABLE, "SSH targets are not set up on this gateway"
+        timeout = float(policy.health_check_timeout_seconds)
+        try:
+            async with asyncio.timeout(timeout):
+                health = await self._ssh.health(machine)
+        except TimeoutError:
+            return HealthStatus.UNAVAILABLE, f"no answer over SSH within {timeout:g} s"
+        if health.healthy:
+            return HealthStatus.HEALTHY, f"Connected over SSH: {health.message}"
+        return HealthStatus.UNAVAILABLE, health.message
 
     async def _run_script(
         self, client: ScriptClient, machine: Machine, policy: MachinePolicy, timeout: float

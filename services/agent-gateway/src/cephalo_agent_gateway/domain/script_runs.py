@@ -8,6 +8,10 @@ asking the agent for the lines after the cursor: none is lost and none is sent t
 
 Deployment steps on a target run with `FullIsolation` (one at a time per target, through the
 agent's named mutex); scripts on workers do not wait for each other.
+
+SSH targets have no agent to resume from: their step runs in one SSH session
+(`run_ssh_step`), its log numbered and written to the outbox as it arrives. A run found
+Running after a crash finishes with an error saying its outcome is unknown, never re-run.
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cephalo_agent_gateway.db.models import Machine, ScriptRun
-from cephalo_agent_gateway.db.repositories import TARGET, Repositories
+from cephalo_agent_gateway.db.repositories import SSH, TARGET, Repositories
 from cephalo_agent_gateway.domain.scripts import RemoteCallFailed, ScriptClient
+from cephalo_agent_gateway.domain.ssh_service import SshTargets
+from cephalo_agent_gateway.domain.ssh_steps import run_ssh_step
+from cephalo_agent_gateway.domain.ssh_targets import SshUnavailable
 from cephalo_agent_gateway.domain.step_actions import (
     ActionNotSupported,
     ScriptPlan,
@@ -243,10 +250,12 @@ class ScriptRunDriver:
         sessionmaker: async_sessionmaker[AsyncSession],
         transport: Transport,
         settings: RunSettings,
+        ssh: SshTargets | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._transport = transport
         self._settings = settings
+        self._ssh = ssh
         self.capabilities = CapabilitiesCache(settings.capabilities_cache_seconds)
         self._results: dict[str, StepResults] = {}
 
@@ -263,7 +272,11 @@ class ScriptRunDriver:
             if run.cancel_requested_at is not None:
                 cancel.set()
             try:
-                await self._attempt(run, _admit(run, machine), contact, cancel)
+                admitted = _admit(run, machine)
+                if admitted.mode == SSH:
+                    await self._attempt_ssh(run, admitted, cancel)
+                else:
+                    await self._attempt(run, admitted, contact, cancel)
                 return
             except Cancelled:
                 await self._finish(run, None, "Canceled before the script started")
@@ -338,6 +351,39 @@ class ScriptRunDriver:
         _, explanation = outcome_of(status.exit_code)
         await self._finish(run, status.exit_code, explanation)
 
+    async def _attempt_ssh(self, run: ScriptRun, machine: Machine, cancel: asyncio.Event) -> None:
+        """Open the session, run the step through the pushed runner, finish with its verdict."""
+        if self._ssh is None:
+            raise RunRefused(f"Machine {machine.name} is an SSH target; SSH is not set up here")
+        if run.state != ProcessState.PENDING:
+            await self._finish(
+                run,
+                None,
+                f"Machine {machine.name}: the gateway stopped while the step ran over SSH; "
+                "its outcome is unknown",
+            )
+            return
+        if cancel.is_set():
+            raise Cancelled
+        dispatch = StepDispatchV1.model_validate(run.dispatch)
+        try:
+            endpoint = await self._ssh.endpoint(machine)
+        except SshUnavailable as error:
+            raise RunRefused(str(error)) from None
+        await self._mark_running(run)
+
+        async def publish_lines(lines: list[ProcessOutput]) -> None:
+            await self._publish_lines(run, lines)
+
+        step = run_ssh_step(self._ssh.runner, endpoint, dispatch, publish_lines)
+        try:
+            finished = await _unless_cancelled(step, cancel)
+        except Cancelled:
+            await self._finish(run, None, "Canceled: the SSH session was abandoned")
+            return
+        _, explanation = outcome_of(finished.exit_code)
+        await self._finish(run, finished.exit_code, finished.error or explanation, finished)
+
     def _command(
         self, dispatch: StepDispatchV1, plan: ScriptPlan, machine: Machine
     ) -> StartScriptCommand:
@@ -368,7 +414,11 @@ class ScriptRunDriver:
         """Publish lines after the cursor and advance it, atomically; True once Complete."""
         fresh = [line for line in status.logs if line.sequence > run.last_log_sequence]
         results = self._results.setdefault(run.ticket, StepResults(whole_log=False))
-        fresh = results.absorb(fresh)
+        await self._publish_lines(run, results.absorb(fresh))
+        return status.state is ProcessState.COMPLETE
+
+    async def _publish_lines(self, run: ScriptRun, fresh: list[ProcessOutput]) -> None:
+        """Write `step.log` events and advance the cursor, in one transaction."""
         if fresh:
             cursor = max(line.sequence for line in fresh)
             async with unit_of_work(self._sessionmaker) as session:
@@ -391,14 +441,27 @@ class ScriptRunDriver:
                         ),
                     )
             run.last_log_sequence = cursor
-        return status.state is ProcessState.COMPLETE
 
-    async def _finish(self, run: ScriptRun, exit_code: int | None, error: str | None) -> None:
-        """Mark the run Complete and announce `step.finished`, once, in one transaction."""
+    async def _finish(
+        self,
+        run: ScriptRun,
+        exit_code: int | None,
+        error: str | None,
+        gathered: StepFinishedV1 | None = None,
+    ) -> None:
+        """Mark the run Complete and announce `step.finished`, once, in one transaction.
+
+        `gathered` carries results collected elsewhere (an SSH step gathers its own)."""
         outcome, _ = outcome_of(exit_code)
         if exit_code is None and error is not None and error.startswith("Canceled"):
             outcome = Outcome.CANCELED
         results = self._results.pop(run.ticket, None) or StepResults()
+        if gathered is not None:
+            results = StepResults(
+                output_variables=dict(gathered.output_variables),
+                sensitive=set(gathered.sensitive_output_variables),
+                artifacts={str(i): artifact for i, artifact in enumerate(gathered.artifacts)},
+            )
         async with unit_of_work(self._sessionmaker) as session:
             repos = Repositories(session)
             finished = await repos.script_runs.finish(
