@@ -37,6 +37,7 @@ from cephalo_agent_gateway.testing.harness import (
     unique,
 )
 from cephalo_agent_gateway.testing.sshd import Sshd
+from cephalo_common.agent_protocol import ExitCodes
 from cephalo_common.embedded import free_port
 from cephalo_common.messaging.envelope import Envelope
 
@@ -328,3 +329,34 @@ def test_a_malformed_account_key_is_refused_at_start() -> None:
     with pytest.raises(ValueError, match="SSH_ACCOUNT_KEY"):
         account_cipher(base64.b64encode(b"too short").decode())
     assert account_cipher(base64.b64encode(os.urandom(32)).decode()) is not None
+
+
+async def test_an_ssh_step_times_out_or_is_cancelled_and_frees_its_session(
+    ssh_gateway: RunningGateway,
+    space: Space,
+    sshd: Sshd,
+    client_key: asyncssh.SSHKey,
+    events: StepEvents,
+    orchestrator: Orchestrator,
+) -> None:
+    machine = await register_ssh(ssh_gateway, space, sshd, client_key)
+    slow = await orchestrator.dispatch(
+        space, machine["id"], script_body="echo started; sleep 60", timeout_seconds=2
+    )
+    timed_out = await events.wait_finished(slow.data["ticket"])
+    assert timed_out.exit_code == ExitCodes.TIMED_OUT
+    assert timed_out.error is not None and "TimedOut" in timed_out.error
+    assert events.lines(slow.data["ticket"]) == ["started"]
+
+    ticket = await dispatch_script(orchestrator, space, machine["id"], "echo waiting; sleep 60")
+    await eventually(lambda: events.lines(ticket) == ["waiting"])
+    cancel = await ssh_gateway.client.post(f"/api/v1/spaces/{space.id}/script-runs/{ticket}/cancel")
+    assert cancel.status_code == 202, cancel.text
+    cancelled = await events.wait_finished(ticket)
+    assert cancelled.error is not None and cancelled.error.startswith("Canceled")
+    run = await script_run(ssh_gateway, ticket)
+    assert run is not None and run.outcome == "Canceled"
+    assert ssh_gateway.gateway.ssh.pool._active == 0
+
+    after = await dispatch_script(orchestrator, space, machine["id"], "echo still fine")
+    assert (await events.wait_finished(after)).exit_code == 0

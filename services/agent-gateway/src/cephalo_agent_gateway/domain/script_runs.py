@@ -375,11 +375,17 @@ class ScriptRunDriver:
         async def publish_lines(lines: list[ProcessOutput]) -> None:
             await self._publish_lines(run, lines)
 
-        step = run_ssh_step(self._ssh.runner, endpoint, dispatch, publish_lines)
+        step = run_ssh_step(
+            self._ssh.runner,
+            endpoint,
+            dispatch,
+            publish_lines,
+            timeout_seconds=dispatch.timeout_seconds,
+        )
         try:
             finished = await _unless_cancelled(step, cancel)
         except Cancelled:
-            await self._finish(run, None, "Canceled: the SSH session was abandoned")
+            await self._finish(run, None, "Canceled: the SSH session was closed")
             return
         _, explanation = outcome_of(finished.exit_code)
         await self._finish(run, finished.exit_code, finished.error or explanation, finished)

@@ -247,7 +247,7 @@ class SshStepRunner:
                     await handle.write(json.dumps(spec).encode())
             command = " ".join(
                 shlex.quote(part)
-                for part in (self.pool.settings.python, runner, "--action", action_path)
+                for part in (self.pool.settings.python, "-u", runner, "--action", action_path)
             )
             return await self._stream(connection, command + " --consume", on_line)
 
@@ -256,18 +256,25 @@ class SshStepRunner:
     ) -> int:
         async with asyncio.timeout(self.pool.settings.run_timeout_seconds):
             process = await connection.create_process(command, encoding="utf-8", errors="replace")
-            process.stdin.write_eof()
+            try:
+                return await self._follow(process, on_line)
+            except BaseException:
+                process.close()  # a timed-out or cancelled step gives its session back
+                raise
 
-            async def pump(reader: asyncssh.SSHReader[str], source: LogSource) -> None:
-                async for line in reader:
-                    if not line:  # EOF
-                        break
-                    on_line(source, line.rstrip("\r\n"))
+    async def _follow(self, process: asyncssh.SSHClientProcess[str], on_line: LineSink) -> int:
+        process.stdin.write_eof()
 
-            await asyncio.gather(
-                pump(process.stdout, LogSource.STDOUT), pump(process.stderr, LogSource.STDERR)
-            )
-            completed = await process.wait()
+        async def pump(reader: asyncssh.SSHReader[str], source: LogSource) -> None:
+            async for line in reader:
+                if not line:  # EOF
+                    break
+                on_line(source, line.rstrip("\r\n"))
+
+        await asyncio.gather(
+            pump(process.stdout, LogSource.STDOUT), pump(process.stderr, LogSource.STDERR)
+        )
+        completed = await process.wait()
         status = completed.exit_status
         return status if status is not None else -1
 
