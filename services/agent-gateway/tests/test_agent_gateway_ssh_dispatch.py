@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import base64
 import getpass
+import hashlib
+import io
+import json
 import os
 import uuid
+import zipfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +42,7 @@ from cephalo_agent_gateway.testing.harness import (
 )
 from cephalo_agent_gateway.testing.sshd import Sshd
 from cephalo_common.agent_protocol import ExitCodes
+from cephalo_common.contracts import PackageAcquisitionV1
 from cephalo_common.embedded import free_port
 from cephalo_common.messaging.envelope import Envelope
 
@@ -360,3 +365,58 @@ async def test_an_ssh_step_times_out_or_is_cancelled_and_frees_its_session(
 
     after = await dispatch_script(orchestrator, space, machine["id"], "echo still fine")
     assert (await events.wait_finished(after)).exit_code == 0
+
+
+async def test_a_package_step_is_deployed_on_an_ssh_target_from_step_dispatch(
+    ssh_gateway: RunningGateway,
+    space: Space,
+    sshd: Sshd,
+    client_key: asyncssh.SSHKey,
+    events: StepEvents,
+    orchestrator: Orchestrator,
+    package_server: tuple[str, Path],
+    tmp_path: Path,
+) -> None:
+    machine = await register_ssh(ssh_gateway, space, sshd, client_key)
+    base_url, root = package_server
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("appsettings.json", json.dumps({"Db": {"Password": "old"}}))
+        archive.writestr(
+            "Deploy.sh",
+            'echo "deploying $(basename "$PWD")"\ncp appsettings.json report.json\n'
+            "new_cephaloartifact report.json\nset_cephalovariable Deployed yes\n",
+        )
+    data = buffer.getvalue()
+    (root / "shop.zip").write_bytes(data)
+    package = PackageAcquisitionV1(
+        package_id="Shop",
+        version="1.2.3",
+        url=f"{base_url}/shop.zip",
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+    )
+    envelope = await orchestrator.dispatch(
+        space,
+        machine["id"],
+        script_body="",
+        action_type="cephalo.deploy-package",
+        action_properties={"Octopus.Action.Package.JsonConfigurationVariablesTargets": "*.json"},
+        packages=[package.model_dump(mode="json")],
+        variables={"Octopus.Environment.Name": "Staging", "Db:Password": SECRET},
+        sensitive_variables=["Db:Password"],
+    )
+    ticket = envelope.data["ticket"]
+    finished = await events.wait_finished(ticket)
+
+    lines = events.lines(ticket)
+    assert (finished.exit_code, finished.error) == (0, None), lines
+    assert "deploying 1.2.3" in lines
+    assert not any(SECRET in line or "##cephalo" in line for line in lines)
+    folder = tmp_path / "remote-home" / "apps" / "Staging" / "Shop" / "1.2.3"
+    assert json.loads((folder / "appsettings.json").read_text()) == {"Db": {"Password": SECRET}}
+    assert finished.output_variables == {
+        "Deployed": "yes",
+        "Package.InstallationDirectoryPath": str(folder),
+    }
+    assert [artifact.name for artifact in finished.artifacts] == ["report.json"]

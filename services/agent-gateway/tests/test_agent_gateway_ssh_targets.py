@@ -15,11 +15,8 @@ import hashlib
 import io
 import json
 import os
-import threading
 import zipfile
-from collections.abc import AsyncIterator, Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncssh
@@ -283,20 +280,6 @@ def test_host_key_checking_is_never_disabled_anywhere_in_the_repository() -> Non
         if needle in text:
             offenders.append(str(path.relative_to(root)))
     assert offenders == []
-
-
-@pytest.fixture
-def package_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """Serves a directory over HTTP on 127.0.0.1, as the feed's signed URLs are served."""
-    root = tmp_path / "served"
-    root.mkdir()
-    handler = partial(SimpleHTTPRequestHandler, directory=str(root))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", root
-    server.shutdown()
-    server.server_close()
 
 
 async def test_a_package_is_deployed_over_ssh_from_dispatch_to_step_finished(

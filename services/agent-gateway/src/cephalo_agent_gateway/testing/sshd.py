@@ -11,8 +11,11 @@ import asyncio
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import asyncssh
@@ -93,3 +96,17 @@ async def sshd(tmp_path: Path, client_key: asyncssh.SSHKey) -> AsyncIterator[Ssh
     await listening(server.port)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def package_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """Serves a directory over HTTP on 127.0.0.1, as the feed's signed URLs are served."""
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = partial(SimpleHTTPRequestHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server.shutdown()
+    server.server_close()
