@@ -420,3 +420,25 @@ async def test_a_package_step_is_deployed_on_an_ssh_target_from_step_dispatch(
         "Package.InstallationDirectoryPath": str(folder),
     }
     assert [artifact.name for artifact in finished.artifacts] == ["report.json"]
+
+
+async def test_deployment_steps_on_one_ssh_target_run_one_at_a_time(
+    ssh_gateway: RunningGateway,
+    space: Space,
+    sshd: Sshd,
+    client_key: asyncssh.SSHKey,
+    events: StepEvents,
+    orchestrator: Orchestrator,
+    tmp_path: Path,
+) -> None:
+    machine = await register_ssh(ssh_gateway, space, sshd, client_key)
+    marker = tmp_path / "in-step"
+    script = (
+        f'if [ -e "{marker}" ]; then echo overlap; fi\n'
+        f'touch "{marker}"; sleep 0.5; rm "{marker}"; echo done\n'
+    )
+    tickets = [await dispatch_script(orchestrator, space, machine["id"], script) for _ in range(3)]
+    for ticket in tickets:
+        finished = await events.wait_finished(ticket)
+        assert finished.exit_code == 0, finished.error
+        assert events.lines(ticket) == ["done"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import uuid
 from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from cephalo_agent_gateway.db.repositories import SSH, TARGET, Repositories
 from cephalo_agent_gateway.domain.scripts import RemoteCallFailed, ScriptClient
 from cephalo_agent_gateway.domain.ssh_service import SshTargets
 from cephalo_agent_gateway.domain.ssh_steps import run_ssh_step
-from cephalo_agent_gateway.domain.ssh_targets import SshUnavailable
+from cephalo_agent_gateway.domain.ssh_targets import SshEndpoint, SshUnavailable
 from cephalo_agent_gateway.domain.step_actions import (
     ActionNotSupported,
     ScriptPlan,
@@ -242,6 +243,26 @@ async def _unless_cancelled(awaitable: Awaitable[T], cancel: asyncio.Event) -> T
     return work.result()
 
 
+async def _take(lock: asyncio.Lock, cancel: asyncio.Event, seconds: float) -> bool:
+    """Acquire `lock` within `seconds`: False on timeout, `Cancelled` if `cancel` is set first.
+    However this ends, the lock is either held by the caller (True) or not taken at all."""
+    take = asyncio.ensure_future(lock.acquire())
+    stop = asyncio.ensure_future(cancel.wait())
+    try:
+        await asyncio.wait({take, stop}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not take.done():
+            take.cancel()
+        elif not take.cancelled() and sys.exc_info()[0] is not None:
+            lock.release()
+    if take.cancelled() or not take.done():
+        if cancel.is_set():
+            raise Cancelled
+        return False
+    return True
+
+
 class ScriptRunDriver:
     """Drives a run to completion; `drive(ticket)` is safe to call again after any crash."""
 
@@ -370,13 +391,31 @@ class ScriptRunDriver:
             endpoint = await self._ssh.endpoint(machine)
         except SshUnavailable as error:
             raise RunRefused(str(error)) from None
+        isolation = self._ssh.isolation(machine.id)
+        if not await _take(isolation, cancel, self._settings.isolation_mutex_timeout_seconds):
+            code = ExitCodes.ISOLATION_TIMEOUT
+            await self._finish(run, code, outcome_of(code)[1])
+            return
+        try:
+            await self._run_ssh(self._ssh, run, dispatch, endpoint, cancel)
+        finally:
+            isolation.release()
+
+    async def _run_ssh(
+        self,
+        ssh: SshTargets,
+        run: ScriptRun,
+        dispatch: StepDispatchV1,
+        endpoint: SshEndpoint,
+        cancel: asyncio.Event,
+    ) -> None:
         await self._mark_running(run)
 
         async def publish_lines(lines: list[ProcessOutput]) -> None:
             await self._publish_lines(run, lines)
 
         step = run_ssh_step(
-            self._ssh.runner,
+            ssh.runner,
             endpoint,
             dispatch,
             publish_lines,

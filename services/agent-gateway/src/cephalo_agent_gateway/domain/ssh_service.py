@@ -6,6 +6,7 @@ transaction, whichever step or health check ran into them.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -50,6 +51,11 @@ class SshTargets:
         self.cipher = cipher
         self.pool = SshConnections(settings, on_host_key_changed=self._refused)
         self.runner = SshStepRunner(self.pool)
+        self._isolation: dict[uuid.UUID, asyncio.Lock] = {}
+
+    def isolation(self, machine_id: uuid.UUID) -> asyncio.Lock:
+        """Deployment steps on one SSH target run one at a time (in this replica)."""
+        return self._isolation.setdefault(machine_id, asyncio.Lock())
 
     async def capture_host_key(self, host: str, port: int) -> str:
         return await capture_host_key(host, port, self.pool.settings.connect_timeout_seconds)
