@@ -94,8 +94,12 @@ class SshTargets:
         )
         if endpoint.machine_id is None:
             return
-        async with unit_of_work(self._sessionmaker) as session:
-            await record_refusal(Repositories(session), uuid.UUID(endpoint.machine_id), presented)
+        try:
+            async with unit_of_work(self._sessionmaker) as session:
+                repos = Repositories(session)
+                await record_refusal(repos, uuid.UUID(endpoint.machine_id), presented)
+        except Exception as error:  # noqa: BLE001 - the refusal stands even if unrecorded
+            log.error("could not record a refused SSH host key", error=str(error))
 
     async def aclose(self) -> None:
         await self.pool.aclose()
