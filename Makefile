@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: run test lint bootstrap clean bench-feed bench-agents bench-cli system-packages
+.PHONY: run test lint bootstrap clean bench bench-feed bench-agents bench-cli system-packages
 
 $(STAMP): uv.lock pyproject.toml */pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ system-packages:
 
 test: lint system-packages
 	$(BIN)/pytest
+
+# Every benchmark; each writes its own section of docs/benchmarks.md.
+bench: bench-feed bench-agents bench-cli
 
 bench-feed: $(STAMP)
 	sh services/package-feed/bench/ensure_nginx.sh

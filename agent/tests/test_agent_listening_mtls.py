@@ -23,7 +23,6 @@ from cephalo_agent.files import FileTransferService, StreamStore
 from cephalo_agent.listening import ListeningServer, ListeningSettings
 from cephalo_agent.scripts import ScriptService
 from cephalo_agent.service import AgentService
-from cephalo_agent.tls import pinned_client_context, pinned_server_context
 from cephalo_common.agent_protocol import (
     FILE_TRANSFER_FEATURE,
     LISTENING_PATH,
@@ -35,6 +34,7 @@ from cephalo_common.security.tls import (
     CERT_FILE,
     KEY_FILE,
     client_context,
+    server_context,
     thumbprint,
     write_identity,
 )
@@ -186,7 +186,7 @@ def test_pinned_contexts_trust_the_pinned_certificate_and_no_public_ca(tmp_path:
     write_identity(tmp_path / "peer", "peer")
     peer = (tmp_path / "peer" / CERT_FILE).read_text()
     me = (tmp_path / "me" / CERT_FILE, tmp_path / "me" / KEY_FILE)
-    for context in (pinned_client_context(*me, peer), pinned_server_context(*me, [peer])):
+    for context in (client_context(*me, peer), server_context(*me, [peer])):
         assert context.cert_store_stats()["x509"] == 1
         assert context.minimum_version is ssl.TLSVersion.TLSv1_2
         assert context.verify_mode is ssl.CERT_REQUIRED

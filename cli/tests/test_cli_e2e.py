@@ -3,6 +3,7 @@ command against every service running as a real process and a real polling agent
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -120,6 +121,11 @@ def test_a_timeout_exits_1_and_can_cancel_the_task(
     project = script_project('echo "slow start"\nsleep 10\n')
     assert cephalo("release", "create", "-p", project["name"], "--version", "1.0.0").returncode == 0
     result = cephalo("release", "deploy", "-p", project["name"], "--to", environment["name"],
-                     "--wait", "--timeout", "3")  # fmt: skip
+                     "--wait", "--timeout", "3", "--cancel-on-timeout")  # fmt: skip
     assert result.returncode == 1
     assert "did not finish within 3 s" in result.stderr
+    assert "Cancelled task" in result.stderr
+    task_id = result.stderr.split("Cancelled task ", 1)[1].split()[0]
+    waited = cephalo("task", "wait", task_id, "--timeout", "60", "-o", "json")
+    assert waited.returncode == 1, waited.stderr
+    assert json.loads(waited.stdout)["state"] == "Canceled"

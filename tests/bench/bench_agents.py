@@ -23,12 +23,13 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,12 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -82,15 +89,16 @@ class Stack:
     gateway_url: str = ""
     polling_port: int = 0
     gateway: subprocess.Popen[bytes] | None = None
+    profile: Path | None = None
 
 
 @contextlib.asynccontextmanager
-async def stack(work: Path) -> AsyncIterator[Stack]:
+async def stack(work: Path, profile: Path | None = None) -> AsyncIterator[Stack]:
     postgres = EmbeddedPostgres(work / "postgres", free_port(), durable=False)
     nats_server = EmbeddedNats(work / "nats", free_port())
     database_url = postgres.start()
     nats_server.start()
-    running = Stack(work, database_url, nats_server.url)
+    running = Stack(work, database_url, nats_server.url, profile=profile)
     try:
         await asyncio.to_thread(upgrade, "cephalo_release", database_url)
         await asyncio.to_thread(upgrade, "cephalo_agent_gateway", database_url)
@@ -107,8 +115,8 @@ async def stack(work: Path) -> AsyncIterator[Stack]:
         )
         async with serving(release, lifespan="on") as release_url:
             running.release_url = release_url
-            start_gateway(running)
             try:
+                start_gateway(running, profile)
                 yield running
             finally:
                 stop_gateway(running)
@@ -117,7 +125,7 @@ async def stack(work: Path) -> AsyncIterator[Stack]:
         postgres.stop()
 
 
-def start_gateway(running: Stack) -> None:
+def start_gateway(running: Stack, profile: Path | None = None) -> None:
     port, polling_port = free_port(), free_port()
     prefix = "CEPHALO_AGENT_GATEWAY_"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CEPHALO_")}
@@ -134,8 +142,9 @@ def start_gateway(running: Stack) -> None:
         }
     )
     log = (running.work / "agent-gateway.log").open("ab")
+    profiler = [str(Path(__file__).with_name("profiled.py")), str(profile)] if profile else ["-m"]
     running.gateway = subprocess.Popen(
-        [sys.executable, "-m", "cephalo_agent_gateway", "api"],
+        [sys.executable, *profiler, "cephalo_agent_gateway", "api"],
         env=env,
         stdout=log,
         stderr=log,
@@ -143,7 +152,20 @@ def start_gateway(running: Stack) -> None:
     )
     running.gateway_url = f"http://127.0.0.1:{port}"
     running.polling_port = polling_port
-    wait_for_port(port, timeout=60)
+    wait_for_port(port, timeout=180)
+
+
+@contextlib.contextmanager
+def profiling(running: Stack) -> Iterator[None]:
+    """Profile the gateway meanwhile, when it runs under `profiled.py` (`--profile`)."""
+    if running.profile is None or running.gateway is None:
+        yield
+        return
+    running.gateway.send_signal(signal.SIGUSR1)
+    try:
+        yield
+    finally:
+        running.gateway.send_signal(signal.SIGUSR2)
 
 
 def stop_gateway(running: Stack) -> None:
@@ -215,17 +237,25 @@ async def dispatch_to_all(nats_url: str, space_id: str, machine_ids: list[str]) 
     return [finished[ticket] - started for ticket, started in sent.items()]
 
 
+def cpu_split(gateway_pid: int, before: tuple[float, float]) -> str:
+    gateway = cpu_seconds(gateway_pid) - before[0]
+    swarm = cpu_seconds(os.getpid()) - before[1]
+    return f"{gateway:.1f} s / {swarm:.1f} s"
+
+
 def summary(latencies: list[float]) -> str:
     ordered = sorted(latencies)
     p95 = ordered[int(0.95 * (len(ordered) - 1))]
     return f"p50 {statistics.median(ordered):.2f} s, p95 {p95:.2f} s, max {ordered[-1]:.2f} s"
 
 
-async def bench(polling: int, listening: int, results: Results) -> None:
+async def bench(
+    polling: int, listening: int, results: Results, profile: Path | None = None
+) -> None:
     work = Path(tempfile.mkdtemp(prefix="cephalo-bench-agents-"))
     work.chmod(0o755)
     try:
-        async with stack(work) as running:
+        async with stack(work, profile) as running:
             assert running.gateway is not None
             async with httpx.AsyncClient(base_url=running.gateway_url, timeout=60) as http:
                 await wait_ready(http)
@@ -265,12 +295,15 @@ async def bench_polling(
     )
 
     began = time.monotonic()
-    latencies = await dispatch_to_all(
-        running.nats_url, space_id, [member.machine_id for member in agents]
-    )
+    cpu = cpu_seconds(gateway_pid), cpu_seconds(os.getpid())
+    with profiling(running):
+        latencies = await dispatch_to_all(
+            running.nats_url, space_id, [member.machine_id for member in agents]
+        )
     total = time.monotonic() - began
     results.add(f"`echo ok` dispatched to {n} polling agents, all finished", f"{total:.1f} s")
     results.add("  per run, dispatch to step.finished", summary(latencies))
+    results.add("  CPU used meanwhile: agent-gateway / swarm", cpu_split(gateway_pid, cpu))
 
 
 async def bench_listening(
@@ -283,12 +316,14 @@ async def bench_listening(
     await swarm.wait_connected(agents)
     before = rss_mib(gateway_pid)
     began = time.monotonic()
+    cpu = cpu_seconds(gateway_pid), cpu_seconds(os.getpid())
     latencies = await dispatch_to_all(
         running.nats_url, space_id, [member.machine_id for member in agents]
     )
     total = time.monotonic() - began
     results.add(f"`echo ok` dispatched to {m} listening agents, all finished", f"{total:.1f} s")
     results.add("  per run, dispatch to step.finished", summary(latencies))
+    results.add("  CPU used meanwhile: agent-gateway / swarm", cpu_split(gateway_pid, cpu))
     grown = (rss_mib(gateway_pid) - before) * 1024 / m
     results.add(
         "agent-gateway memory per listening agent (pooled HTTPS client)", f"{grown:.0f} KiB"
@@ -358,10 +393,13 @@ def main() -> None:
     parser.add_argument("--polling", type=int, default=1000)
     parser.add_argument("--listening", type=int, default=100)
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument(
+        "--profile", type=Path, help="run agent-gateway under cProfile, writing stats here"
+    )
     args = parser.parse_args()
     raise_fd_limit()
     results = Results()
-    asyncio.run(bench(args.polling, args.listening, results))
+    asyncio.run(bench(args.polling, args.listening, results, args.profile))
     write_section(args.output, args.polling, args.listening, results)
 
 

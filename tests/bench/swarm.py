@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,11 @@ from typing import Any
 from cephalo_agent.config import AgentPaths
 from cephalo_agent.listening import ListeningSettings
 from cephalo_agent.polling import PollingSettings
-from cephalo_agent.registration import register
+from cephalo_agent.registration import RegistrationError, register
 from cephalo_agent.runner import Agent, AgentSettings, build_agent
 from cephalo_agent.scripts import ScriptSettings
 
+REGISTER_ATTEMPTS = 3
 SWARM_SETTINGS = AgentSettings(
     # A swarm connects all at once: give handshakes queued behind the others time to finish.
     polling=PollingSettings(
@@ -98,16 +100,23 @@ class Swarm:
                 "listening_url": f"https://127.0.0.1:{free_port()}",
                 "listen_host": "127.0.0.1",
             }
-        register(
-            paths,
-            server_url=self.server_url,
-            space=self.space_id,
-            name=name,
-            environments=self.environments,
-            roles=self.roles,
-            mode=mode,
-            **options,
-        )
+        for attempt in range(REGISTER_ATTEMPTS):
+            try:
+                register(
+                    paths,
+                    server_url=self.server_url,
+                    space=self.space_id,
+                    name=name,
+                    environments=self.environments,
+                    roles=self.roles,
+                    mode=mode,
+                    **options,
+                )
+                break
+            except RegistrationError as error:  # a busy box: the gateway may answer 503
+                if "HTTP 503" not in str(error) or attempt == REGISTER_ATTEMPTS - 1:
+                    raise
+                time.sleep(1.0)
         if self.polling_endpoint is not None and mode == "polling":
             from cephalo_agent.config import load_config, save_config
 

@@ -26,9 +26,8 @@ import h11
 from cephalo_agent import agent_version
 from cephalo_agent.files import StreamStore, StreamTooLarge
 from cephalo_agent.service import AgentService
-from cephalo_agent.tls import pinned_server_context
 from cephalo_common.agent_protocol import LISTENING_PATH
-from cephalo_common.security.tls import der_thumbprint, thumbprints_equal
+from cephalo_common.security.tls import der_thumbprint, server_context, thumbprints_equal
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +99,7 @@ class ListeningServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     def context(self) -> ssl.SSLContext:
-        return pinned_server_context(
-            self.certificate, self.private_key, [self.server_certificate_pem]
-        )
+        return server_context(self.certificate, self.private_key, [self.server_certificate_pem])
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(

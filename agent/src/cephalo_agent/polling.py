@@ -37,8 +37,12 @@ from cephalo_agent.config import (
 )
 from cephalo_agent.files import IncomingStream, StreamStore
 from cephalo_agent.service import AgentService
-from cephalo_agent.tls import pinned_client_context
-from cephalo_common.security.tls import der_thumbprint, thumbprint, thumbprints_equal
+from cephalo_common.security.tls import (
+    client_context,
+    der_thumbprint,
+    thumbprint,
+    thumbprints_equal,
+)
 
 __all__ = ["NotRegistered", "PollingClient", "PollingSettings", "UntrustedServer"]
 
@@ -189,7 +193,7 @@ class PollingClient:
         Returns how the connection ended when the server closed it; raises on any failure.
         """
         if self._context is None:  # built once: reconnecting must not cost a reload of the keys
-            self._context = pinned_client_context(
+            self._context = client_context(
                 self.certificate, self.private_key, self.server_certificate_pem
             )
         context = self._context

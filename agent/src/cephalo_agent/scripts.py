@@ -155,10 +155,16 @@ class ScriptService:
     """Start, watch, cancel and complete scripts by ticket, journaled under `tickets_dir`."""
 
     def __init__(
-        self, tickets_dir: Path, work_dir: Path, settings: ScriptSettings | None = None
+        self,
+        tickets_dir: Path,
+        work_dir: Path,
+        settings: ScriptSettings | None = None,
+        *,
+        runner_home: Path | None = None,
     ) -> None:
         self.tickets_dir = tickets_dir
         self.work_dir = work_dir
+        self.runner_home = runner_home
         self.settings = settings or ScriptSettings()
         self._active: dict[str, _Run] = {}
         self._completed: collections.OrderedDict[str, _Run] = collections.OrderedDict()
@@ -168,7 +174,7 @@ class ScriptService:
 
     @classmethod
     def for_paths(cls, paths: AgentPaths, settings: ScriptSettings | None = None) -> ScriptService:
-        return cls(paths.tickets, paths.work, settings)
+        return cls(paths.tickets, paths.work, settings, runner_home=paths.root)
 
     # -- RPC methods -------------------------------------------------------------------------
 
@@ -366,6 +372,8 @@ class ScriptService:
         env[VARIABLES_FILE_ENV] = str(variables_file)
         env["CEPHALO_TICKET"] = run.ticket
         env["CEPHALO_WORK_DIR"] = str(work)
+        if self.runner_home is not None:
+            env["CEPHALO_HOME"] = str(self.runner_home)
         return await asyncio.create_subprocess_exec(
             *argv,
             cwd=work,

@@ -198,12 +198,7 @@ class CephaloClient:
 
     def cancel_task(self, task_id: str) -> dict[str, Any] | None:
         task = self.task(task_id)
-        try:
-            result = self.call("POST", f"/tasks/{task['id']}/cancel")
-        except ApiError as error:
-            if error.status in (404, 405):
-                raise ApiError(error.status, "this server cannot cancel tasks yet") from None
-            raise
+        result = self.call("POST", f"/tasks/{task['id']}/cancel")
         return dict(result) if isinstance(result, dict) else None
 
 

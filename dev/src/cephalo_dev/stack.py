@@ -122,6 +122,7 @@ class Stack:
             "ORCHESTRATOR_URL": self.url("deploy-orchestrator"),
             "PACKAGE_FEED_URL": self.url("package-feed"),
             "FEED_URL": self.url("package-feed"),
+            "PACKAGE_DOWNLOAD_BASE_URL": self.gateway_url,
             "AGENT_GATEWAY_URL": self.url("agent-gateway"),
             "DATA_DIR": str(self.state_dir / spec.name),
             "STORAGE_DIR": str(self.state_dir / "packages"),

@@ -11,19 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 from nats.aio.msg import Msg
+from nats.js.errors import NotFoundError
 from sqlalchemy import func, update
 
 from cephalo_agent_gateway.db.models import ScriptRun
-from cephalo_agent_gateway.domain.scripts import ScriptClient
+from cephalo_agent_gateway.domain.files import FileTransferClient
+from cephalo_agent_gateway.domain.scripts import RemoteCallFailed, ScriptClient
 from cephalo_agent_gateway.domain.transport import ConnectionLost, MachineNotConnected
 from cephalo_agent_gateway.testing.harness import Orchestrator, Space, StepEvents, eventually
+from cephalo_agent_gateway.transport.file_relay import BUCKET
 from cephalo_agent_gateway.transport.routing import KIND
 from cephalo_common.agent_protocol import (
     ProcessState,
@@ -192,3 +198,46 @@ async def test_deleting_through_one_replica_disconnects_the_agent_from_the_other
         response = await http.delete(f"/api/v1/spaces/{space.id}/machines/{x.machine_id}")
         assert response.status_code == 204
     await eventually(lambda: not b.gateway.connections.is_connected(uuid.UUID(x.machine_id)))
+
+
+async def test_files_stream_to_and_from_an_agent_connected_to_the_other_replica(
+    replicas: tuple[Any, Any], space: Space, real_agents: Any, nats_url: str, tmp_path: Path
+) -> None:
+    """Through the replicas' object store; nothing is left in it once the calls are over."""
+    a, b = replicas
+    x, y = await spread_agents(replicas, space, real_agents)
+    source = tmp_path / "package.bin"
+    source.write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    for caller, agent in ((a, x), (b, y)):
+        machine_id = uuid.UUID(agent.machine_id)
+        assert not caller.gateway.connections.is_connected(machine_id)
+        client = FileTransferClient(caller.gateway.transport, machine_id)
+        uploaded = await client.upload(source, "packages/app/1.0.0.bin")
+        back = tmp_path / f"back-{agent.machine_id}.bin"
+        downloaded = await client.download("packages/app/1.0.0.bin", back)
+        empty = tmp_path / "empty.txt"
+        empty.write_bytes(b"")
+        await client.upload(empty, "empty.txt")
+        empty_back = tmp_path / f"empty-{agent.machine_id}.txt"
+        await client.download("empty.txt", empty_back)
+        with pytest.raises(RemoteCallFailed, match="InvalidPath"):
+            await client.upload(source, "../../etc/evil")
+        missing = tmp_path / f"missing-{agent.machine_id}.bin"
+        with pytest.raises(RemoteCallFailed):
+            await client.download("packages/none.bin", missing)
+
+        stored = agent.paths.files / "packages/app/1.0.0.bin"
+        assert stored.read_bytes() == source.read_bytes()
+        assert back.read_bytes() == source.read_bytes()
+        assert uploaded.sha256 == downloaded.sha256 and downloaded.size == source.stat().st_size
+        assert (agent.paths.files / "empty.txt").read_bytes() == b""
+        assert empty_back.read_bytes() == b""
+        assert not missing.exists()
+
+    connection = await nats.connect(nats_url)
+    try:
+        store = await connection.jetstream().object_store(BUCKET)
+        with pytest.raises(NotFoundError):
+            await store.list(ignore_deletes=True)
+    finally:
+        await connection.close()

@@ -28,7 +28,6 @@ from cephalo_agent_gateway.testing.harness import (
     eventually,
     unique,
 )
-from cephalo_agent_gateway.transport.tls import pinned_client_context
 from cephalo_common.security.tls import (
     CERT_FILE,
     KEY_FILE,
@@ -278,5 +277,5 @@ async def test_the_gateway_trusts_registered_certificates_and_no_public_ca(
     before = listener.context.cert_store_stats()["x509"]
     await gateway.register(agent, space)
     assert listener.context.cert_store_stats()["x509"] == before + 1
-    dial = pinned_client_context(identity.cert_file, identity.key_file, agent.certificate_pem)
+    dial = client_context(identity.cert_file, identity.key_file, agent.certificate_pem)
     assert dial.cert_store_stats()["x509"] == 1

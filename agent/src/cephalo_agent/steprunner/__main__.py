@@ -25,6 +25,7 @@ from cephalo_agent.steprunner.action import (
     load_action_file,
     load_from_variables_file,
 )
+from cephalo_agent.steprunner.conventions import substitute_script
 from cephalo_agent.steprunner.deploy import deploy_package
 from cephalo_agent.steprunner.errors import StepFailed
 from cephalo_agent.steprunner.kubernetes_step import deploy_raw_yaml
@@ -93,6 +94,7 @@ def _run_script(action: Action, context: ScriptContext, output: StepOutput) -> N
     body = action.script_body or action.setting("Action.Script.ScriptBody") or ""
     if not body.strip():
         raise StepFailed("The script step has no script body.")
+    body = substitute_script(body, context.variables, output)
     exit_code = context.run(body, action.syntax, cwd=context.work_dir, name="script")
     if exit_code != 0:
         raise StepFailed(output.failure_message or "", exit_code)

@@ -24,6 +24,15 @@ ACTION_ALIASES = {
     "octopus.script": SCRIPT_ACTION,
     "octopus.tentaclepackage": DEPLOY_PACKAGE_ACTION,
     "octopus.kubernetesdeployrawyaml": KUBERNETES_YAML_ACTION,
+    "cephalo.package": DEPLOY_PACKAGE_ACTION,
+}
+# release-service's names for the package step's settings (its deployment process schema).
+PROPERTY_ALIASES = {
+    "Action.Package.SkipIfAlreadyInstalled": "skip_if_already_installed",
+    "Action.Package.CustomInstallationDirectory": "custom_installation_directory",
+    "Action.Package.JsonConfigurationVariablesTargets": "structured_variables_targets",
+    "Action.SubstituteInFiles.TargetFiles": "substitute_in_files_targets",
+    "Action.Package.RetentionKeep": "retention_keep",
 }
 SYNTAXES = ("bash", "sh", "python")
 
@@ -65,9 +74,10 @@ class Action:
     work_dir: Path | None = None
 
     def setting(self, name: str) -> str | None:
-        """`name` without its prefix: `Cephalo.<name>` wins over Octopus's `Octopus.<name>`."""
-        for prefix in ("Cephalo.", "Octopus."):
-            value = self.properties.get(prefix + name)
+        """`name` without its prefix: `Cephalo.<name>` wins over Octopus's `Octopus.<name>`,
+        which wins over release-service's snake_case name."""
+        for key in ("Cephalo." + name, "Octopus." + name, PROPERTY_ALIASES.get(name)):
+            value = self.properties.get(key) if key else None
             if value is not None:
                 return value
         return None
@@ -106,7 +116,9 @@ def action_from_json(data: Mapping[str, Any]) -> Action:
         action_type=action_type,
         variables=variables,
         sensitive_variables=frozenset(map(str, data.get("sensitive_variables") or ())),
-        properties={str(k): _text(v) for k, v in dict(data.get("properties") or {}).items()},
+        properties={
+            str(k): _text(v) for k, v in dict(data.get("properties") or {}).items() if v is not None
+        },
         packages=tuple(PackageRef.from_json(p) for p in data.get("packages") or ()),
         script_body=str(data.get("script_body") or ""),
         syntax=syntax,

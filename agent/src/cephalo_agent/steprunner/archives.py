@@ -1,16 +1,15 @@
 """Extract a package safely: the package feed's rules, applied again on the target.
 
-Refused: absolute paths, `..`, drive letters, control characters, symlinks, hardlinks,
-devices, FIFOs, encrypted zip entries, and archives over the entry/size limits. Entries are
+Refused (cephalo_common.packages.archive_rules): absolute paths, `..`, drive letters,
+control characters, symlinks, hardlinks, devices, FIFOs, sparse files, encrypted zip
+entries; and archives over the entry/size limits. Entries are
 written one by one through paths checked to stay inside the destination; `extractall` is
 never used. The format is recognised by its first bytes, not by a file name.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
-import stat
 import tarfile
 import zipfile
 from dataclasses import dataclass
@@ -18,8 +17,8 @@ from pathlib import Path
 from typing import IO
 
 from cephalo_agent.steprunner.errors import StepFailed
+from cephalo_common.packages.archive_rules import unsafe_tar_member, unsafe_zip_entry
 
-_DRIVE = re.compile(r"^[A-Za-z]:")
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -29,21 +28,6 @@ GZIP_MAGIC = b"\x1f\x8b"
 class ExtractionLimits:
     max_entries: int = 100_000
     max_total_bytes: int = 8 * 1024**3
-
-
-def unsafe_name(name: str) -> str | None:
-    """Why an entry name could write outside the folder, or None (the feed's rule)."""
-    if not name:
-        return "an entry has an empty name"
-    if any(ord(character) < 32 or ord(character) == 127 for character in name):
-        return f"entry {name!r} has a control character in its name"
-    if name[0] in "/\\":
-        return f"entry {name!r} has an absolute path"
-    if _DRIVE.match(name):
-        return f"entry {name!r} names a drive"
-    if ".." in re.split(r"[\\/]", name):
-        return f"entry {name!r} climbs out of the folder (..)"
-    return None
 
 
 def extract(archive: Path, destination: Path, limits: ExtractionLimits | None = None) -> int:
@@ -68,9 +52,6 @@ class _Writer:
         self.files = 0
 
     def target(self, name: str, size: int) -> Path:
-        reason = unsafe_name(name)
-        if reason is not None:
-            raise StepFailed(f"The package is unsafe: {reason}.")
         self.entries += 1
         self.total += size
         if self.entries > self.limits.max_entries:
@@ -97,24 +78,13 @@ def _extract_zip(archive: Path, destination: Path, limits: ExtractionLimits) -> 
     try:
         with zipfile.ZipFile(archive) as package:
             for info in package.infolist():
-                mode = info.external_attr >> 16
-                if info.flag_bits & 0x1:
-                    raise StepFailed(
-                        f"The package is unsafe: entry {info.filename!r} is encrypted."
-                    )
-                if (
-                    info.create_system == 3
-                    and mode
-                    and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_IFMT(mode) == 0)
-                ):
-                    kind = "a symbolic link" if stat.S_ISLNK(mode) else "a device, FIFO or socket"
-                    raise StepFailed(f"The package is unsafe: entry {info.filename!r} is {kind}.")
+                _refuse(unsafe_zip_entry(info))
                 path = writer.target(info.orig_filename, info.file_size)
                 if info.is_dir():
                     path.mkdir(parents=True, exist_ok=True)
                     continue
                 with package.open(info) as source:
-                    writer.write(path, source, bool(mode & 0o111))
+                    writer.write(path, source, bool((info.external_attr >> 16) & 0o111))
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise StepFailed(f"The package is not a valid zip: {error}") from None
     return writer.files
@@ -125,7 +95,7 @@ def _extract_tar(archive: Path, destination: Path, limits: ExtractionLimits) -> 
     try:
         with tarfile.open(archive, mode="r|gz") as package:
             for member in package:
-                _check_member(member)
+                _refuse(unsafe_tar_member(member))
                 path = writer.target(member.name, member.size)
                 if member.isdir():
                     path.mkdir(parents=True, exist_ok=True)
@@ -138,15 +108,6 @@ def _extract_tar(archive: Path, destination: Path, limits: ExtractionLimits) -> 
     return writer.files
 
 
-def _check_member(member: tarfile.TarInfo) -> None:
-    kind = None
-    if member.issym():
-        kind = "a symbolic link"
-    elif member.islnk():
-        kind = "a hard link"
-    elif member.ischr() or member.isblk() or member.isfifo():
-        kind = "a device or FIFO"
-    elif member.issparse() or not (member.isreg() or member.isdir()):
-        kind = "of an unsupported type"
-    if kind is not None:
-        raise StepFailed(f"The package is unsafe: entry {member.name!r} is {kind}.")
+def _refuse(reason: str | None) -> None:
+    if reason is not None:
+        raise StepFailed(f"The package is unsafe: {reason}.")

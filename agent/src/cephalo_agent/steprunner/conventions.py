@@ -65,6 +65,22 @@ def substitute_in_files(
         output.info(f"Substituted variables in {relative}.")
 
 
+def substitute_script(body: str, variables: Mapping[str, str], output: StepOutput) -> str:
+    """An inline script with its `#{…}` evaluated, as Octopus does before running it; an
+    unresolved name is left as written (and named in the log)."""
+    if "#{" not in body:
+        return body
+    from cephalo_common.variables.evaluator import VariableDictionary  # Python 3.11+ only
+
+    evaluation = VariableDictionary(variables).render(body)
+    if evaluation.text is None:
+        reason = "; ".join(str(e) for e in evaluation.errors)
+        raise StepFailed(f"Variable substitution in the script failed: {reason or 'refused'}")
+    if evaluation.missing:
+        output.info(f"Left as written in the script: {', '.join(evaluation.missing)}")
+    return evaluation.text
+
+
 class _Names:
     """Variable lookup by key path, in both spellings, case-insensitively."""
 

@@ -1,7 +1,7 @@
 """The runner's version: a hash of exactly the files a bundle carries.
 
 An SSH target is sent a new bundle only when this differs from the one it has, so any
-change to the runner or to the engine it vendors is a new version, with no number to bump.
+change to the runner, to the engine it vendors or to the archive rules is a new version, with no number to bump.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ def bundle_sources() -> dict[str, bytes]:
         "cephalo_agent/__init__.py": (agent_root / "__init__.py").read_bytes(),
         "cephalo_common/__init__.py": STUB_INIT.encode(),
         "cephalo_common/variables/__init__.py": STUB_INIT.encode(),
+        "cephalo_common/packages/__init__.py": STUB_INIT.encode(),
+        "cephalo_common/packages/archive_rules.py": (
+            common_root / "packages" / "archive_rules.py"
+        ).read_bytes(),
     }
     for source in sorted((agent_root / "steprunner").glob("*.py")):
         if source.name not in ("_build.py", "bundle.py"):

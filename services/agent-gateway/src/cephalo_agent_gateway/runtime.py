@@ -28,6 +28,7 @@ from cephalo_agent_gateway.identity import ServerIdentity, load_server_identity
 from cephalo_agent_gateway.settings import AgentGatewaySettings
 from cephalo_agent_gateway.transport.agents import AgentTransport, MachineDirectory
 from cephalo_agent_gateway.transport.bus import AgentBus
+from cephalo_agent_gateway.transport.file_relay import FileRelay
 from cephalo_agent_gateway.transport.listener import ListenerOptions, PollingListener
 from cephalo_agent_gateway.transport.listening import ListeningOptions, ListeningTransport
 from cephalo_agent_gateway.transport.polling import ConnectionRegistry
@@ -121,6 +122,7 @@ def build_gateway(runtime: Runtime, settings: AgentGatewaySettings) -> Gateway:
             heartbeat_seconds=settings.route_heartbeat_seconds,
             peer_timeout_seconds=settings.route_peer_timeout_seconds,
         ),
+        FileRelay(bus, ttl_seconds=settings.route_file_ttl_seconds),
     )
     listening = ListeningTransport(
         identity,

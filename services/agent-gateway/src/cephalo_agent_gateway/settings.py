@@ -90,6 +90,11 @@ class AgentGatewaySettings(ServiceSettings):
         gt=0,
         description="A routed call fails (ConnectionLost) after this long without a heartbeat.",
     )
+    route_file_ttl_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="A file stream relayed between replicas is dropped from NATS after this.",
+    )
     route_probe_seconds: float = Field(
         1.0, gt=0, description="While waiting for a polling machine, ask peers this often."
     )

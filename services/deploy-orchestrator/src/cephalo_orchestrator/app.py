@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from cephalo_common.http.app import Runtime, ServiceDefinition, create_service_app
 from cephalo_orchestrator.api import routers
 from cephalo_orchestrator.clients.agent_gateway import AgentGatewayMachines, create_client
+from cephalo_orchestrator.clients.package_feed import FeedPackages
 from cephalo_orchestrator.db.models import OutboxEvent
 from cephalo_orchestrator.deps import HTTP_CLIENT_KEY
 from cephalo_orchestrator.events.consumers import RUNNER_KEY, consumers
@@ -24,6 +25,7 @@ from cephalo_orchestrator.settings import OrchestratorSettings
 
 SERVICE_NAME = "deploy-orchestrator"
 RUNNER_TASK_KEY = "runner_task"
+FEED_CLIENT_KEY = "package_feed_client"
 
 
 def _settings(runtime: Runtime) -> OrchestratorSettings:
@@ -38,8 +40,11 @@ async def start_runner(runtime: Runtime) -> None:
     runtime.extras[HTTP_CLIENT_KEY] = client
     if not settings.run_workers:
         return
+    feed_client = create_client(settings.package_feed_url, settings.package_feed_timeout_seconds)
+    runtime.extras[FEED_CLIENT_KEY] = feed_client
     gateway = AgentGatewayMachines(client)
-    runner = TaskRunner(runtime.sessionmaker, gateway, gateway, settings, node_name())
+    feed = FeedPackages(feed_client, settings.package_download_base_url)
+    runner = TaskRunner(runtime.sessionmaker, gateway, gateway, feed, settings, node_name())
     runtime.extras[RUNNER_KEY] = runner
     task = asyncio.create_task(runner.run(), name="task-runner")
     runtime.extras[RUNNER_TASK_KEY] = task
@@ -61,9 +66,10 @@ async def stop_runner(runtime: Runtime) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-    client = runtime.extras.pop(HTTP_CLIENT_KEY, None)
-    if client is not None:
-        await client.aclose()
+    for key in (HTTP_CLIENT_KEY, FEED_CLIENT_KEY):
+        client = runtime.extras.pop(key, None)
+        if client is not None:
+            await client.aclose()
 
 
 def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:

@@ -20,6 +20,7 @@ from cephalo_common.ids import utc_now, uuid7
 from cephalo_common.logging import get_logger
 from cephalo_orchestrator.db.repositories import Repositories
 from cephalo_orchestrator.domain.execution import advance_task
+from cephalo_orchestrator.domain.packages import PackageSource
 from cephalo_orchestrator.domain.planning import Limits
 from cephalo_orchestrator.domain.steps import apply_overdue_verdict
 from cephalo_orchestrator.domain.targets import MachineDirectory, ScriptRuns
@@ -42,12 +43,14 @@ class TaskRunner:
         sessionmaker: async_sessionmaker[AsyncSession],
         directory: MachineDirectory,
         scripts: ScriptRuns,
+        packages: PackageSource,
         settings: OrchestratorSettings,
         node: str,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._directory = directory
         self._scripts = scripts
+        self._packages = packages
         self._settings = settings
         self.node = node
         self._wake = asyncio.Event()
@@ -122,6 +125,7 @@ class TaskRunner:
                     retry_seconds=self._settings.step_start_retry_seconds,
                     limits=limits,
                     scripts=self._scripts,
+                    packages=self._packages,
                     grace_seconds=self._settings.cancel_grace_seconds,
                 )
         except Exception:  # one task's trouble must not stop the others

@@ -18,6 +18,19 @@ class OrchestratorSettings(ServiceSettings):
     agent_gateway_timeout_seconds: float = Field(
         5.0, gt=0, description="Per request to agent-gateway (connect and read)."
     )
+    package_feed_url: str = Field(
+        "http://127.0.0.1:8083",
+        description="package-feed's internal base URL, asked for each package step's download "
+        "link, SHA-256 and size.",
+    )
+    package_download_base_url: str | None = Field(
+        None,
+        description="The feed's address as targets reach it, put before a relative download "
+        "link (package-feed without a public base URL); package_feed_url when unset.",
+    )
+    package_feed_timeout_seconds: float = Field(
+        10.0, gt=0, description="Per request to package-feed (connect and read)."
+    )
     step_start_retry_seconds: float = Field(
         120.0,
         gt=0,

@@ -96,3 +96,55 @@ class FakeAgentGateway:
     async def stop(self) -> None:
         if self._exits is not None:
             await self._exits.aclose()
+
+
+class FakePackageFeed:
+    """package-feed's version detail and signed-link routes, scripted per package (the real
+    feed needs S3 storage; it is exercised by the end-to-end suite in tests/e2e). Only
+    `GET …/packages/{id}/versions/{version}` and `POST …/download-url` are faked."""
+
+    def __init__(self) -> None:
+        self.versions: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.failures = 0
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._exits: contextlib.AsyncExitStack | None = None
+
+    def add_version(self, space_id: uuid.UUID, package_id: str, version: str) -> dict[str, Any]:
+        detail = {"sha256": uuid.uuid4().hex * 2, "size_bytes": len(package_id) * 1000}
+        self.versions[(str(space_id), package_id.lower(), version)] = detail
+        return detail
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+        prefix = "/api/v1/spaces/{space_id}/packages/{package_id}/versions/{version}"
+
+        def found(space_id: str, package_id: str, version: str) -> dict[str, Any] | None:
+            return self.versions.get((space_id, package_id.lower(), version))
+
+        @app.get(prefix, response_model=None)
+        async def detail(space_id: str, package_id: str, version: str) -> Any:
+            if self.failures > 0:
+                self.failures -= 1
+                return JSONResponse({"title": "Service unavailable"}, status_code=503)
+            answer = found(space_id, package_id, version)
+            if answer is None:
+                return JSONResponse({"detail": "no such version"}, status_code=404)
+            return {"package_id": package_id, "version": version, **answer}
+
+        @app.post(prefix + "/download-url", response_model=None)
+        async def download_url(space_id: str, package_id: str, version: str) -> Any:
+            if found(space_id, package_id, version) is None:
+                return JSONResponse({"detail": "no such version"}, status_code=404)
+            path = f"/api/v1/spaces/{space_id}/packages/{package_id}/versions/{version}/content"
+            return {"url": f"{path}?expires=1&signature=abc", "path": path}
+
+        return app
+
+    async def start(self) -> None:
+        self._exits = contextlib.AsyncExitStack()
+        await self._exits.enter_async_context(serving(self.app(), port=self.port, lifespan="off"))
+
+    async def stop(self) -> None:
+        if self._exits is not None:
+            await self._exits.aclose()

@@ -31,6 +31,8 @@ from cephalo_common.messaging.envelope import Envelope, new_envelope
 from cephalo_common.messaging.nats import NatsBroker
 from cephalo_common.security import internal_token
 
+from .fakes import FakeAgentGateway
+
 TIMEOUT = 15.0
 
 
@@ -44,6 +46,11 @@ def step(
         target_roles=roles,
         properties={"script_body": body, "syntax": syntax},
     )
+
+
+def with_properties(action: ScriptActionSnapshot, **properties: Any) -> ScriptActionSnapshot:
+    """`action` with `properties` added to (or replacing) its own."""
+    return action.model_copy(update={"properties": {**action.properties, **properties}})
 
 
 @dataclass
@@ -146,6 +153,20 @@ async def report_finished(
     await broker.publish(STEP_FINISHED.subject(space), envelope)
 
 
+def add_targets(
+    fake_gateway: FakeAgentGateway,
+    scenario: Scenario,
+    *names: str,
+    roles: tuple[str, ...] = ("web",),
+) -> dict[str, str]:
+    """Enabled machines named `names` in the scenario's environment: machine id -> name."""
+    machines = [
+        fake_gateway.add_machine(scenario.space_id, scenario.environment_id, name, list(roles))
+        for name in names
+    ]
+    return {machine["id"]: machine["name"] for machine in machines}
+
+
 class Dispatches:
     """Every STEP_DISPATCH command published for one space, as agent-gateway would see it."""
 
@@ -202,6 +223,10 @@ async def task_log(client: httpx.AsyncClient, scenario: Scenario, task_id: str) 
     response = await client.get(f"{scenario.tasks_url()}/{task_id}/log")
     assert response.status_code == 200, response.text
     return list(response.json())
+
+
+async def log_texts(client: httpx.AsyncClient, scenario: Scenario, task_id: str) -> list[str]:
+    return [line["text"] for line in await task_log(client, scenario, task_id)]
 
 
 async def last_event(

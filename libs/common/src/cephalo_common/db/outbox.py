@@ -5,6 +5,8 @@ rows with `FOR UPDATE SKIP LOCKED` (several relays are safe), publishes each wit
 `Nats-Msg-Id` = event id, and marks it sent. If NATS is down the rows wait; nothing is lost.
 A row whose kind carries sensitive values (`EventKind.carries_secrets`) keeps only its
 envelope once published: the data is wiped, so no secret stays in the table in clear.
+A batch is published pipelined (every publish sent in order, then the acks awaited
+together): one round trip per batch instead of one per event.
 """
 
 from __future__ import annotations
@@ -157,7 +159,7 @@ class OutboxRelay:
                     await self._wake.wait()
 
     async def relay_once(self) -> int:
-        """Publish one batch; rows published before a failure stay marked, then it raises."""
+        """Publish one batch; rows whose publish was acked are marked, then a failure raises."""
         model = self._model
         failure: Exception | None = None
         async with self._sessionmaker() as session, session.begin():
@@ -174,15 +176,22 @@ class OutboxRelay:
                 .scalars()
                 .all()
             )
-            for row in rows:
-                try:
-                    await self._broker.publish(row.subject, Envelope.from_bytes(row.payload))
-                except Exception as error:  # noqa: BLE001 - recorded on the row, raised below
+            outcomes = await asyncio.gather(
+                *(
+                    self._broker.publish(row.subject, Envelope.from_bytes(row.payload))
+                    for row in rows
+                ),
+                return_exceptions=True,
+            )
+            for row, outcome in zip(rows, outcomes, strict=True):
+                if isinstance(outcome, asyncio.CancelledError):
+                    raise outcome
+                if isinstance(outcome, Exception):
                     row.attempts += 1
-                    row.last_error = str(error)[:1000]
-                    failure = error
-                    break
-                _published(row)
+                    row.last_error = str(outcome)[:1000]
+                    failure = failure or outcome
+                else:
+                    _published(row)
         if failure is not None:
             raise failure
         return len(rows)

@@ -31,6 +31,11 @@ Channel version rules (`ranges`), what release-service's channels call:
     matches_channel_rule(version, *, version_range="", tag="", format="semver") -> bool
         Both checks; an invalid version is simply not a match.
     parse_version_range(text, format) -> VersionRange; is_valid_version_range(text, format)
+
+Archive entries (`archive_rules`, stdlib only, bundled into the step runner; import it by
+its module path): unsafe_name(name), unsafe_zip_entry(info), unsafe_tar_member(member)
+-> the reason an entry is refused, or None. package-feed applies them on push, the step
+runner again before it extracts.
 """
 
 from cephalo_common.packages.filenames import (

@@ -1,8 +1,8 @@
 """Pinned mutual TLS between agent-gateway and agents, after Octopus's Halibut.
 
 Each side owns a self-signed certificate and trusts exactly the peers whose certificates it
-was given: the trust store holds those certificates and nothing else, so an unknown or
-changed certificate fails the handshake. The SHA-256 thumbprint of the DER form is what
+was given: the trust store holds those certificates and nothing else (no system CAs), so an
+unknown or changed certificate fails the handshake; TLS 1.2 is the minimum. The SHA-256 thumbprint of the DER form is what
 people compare and what the other side stores.
 """
 
@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import hmac
 import ssl
+from collections.abc import Iterable
 from pathlib import Path
 
 from cryptography import x509
@@ -79,31 +80,32 @@ def thumbprints_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.strip().upper().encode(), b.strip().upper().encode())
 
 
-def _base_context(purpose: ssl.Purpose, cert_file: Path, key_file: Path) -> ssl.SSLContext:
-    context = ssl.create_default_context(purpose)
+def _pinned(
+    protocol: int, cert_file: Path, key_file: Path, trusted: Iterable[str]
+) -> ssl.SSLContext:
+    """A context whose only trust anchors are `trusted`: not `ssl.create_default_context`,
+    which would also load the system's public CAs."""
+    context = ssl.SSLContext(protocol)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(str(cert_file), str(key_file))
+    context.check_hostname = False
     context.verify_mode = ssl.CERT_REQUIRED
     context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-    return context
-
-
-def server_context(
-    cert_file: Path, key_file: Path, trusted_client_pems: list[str]
-) -> ssl.SSLContext:
-    """A server context that requires a client certificate from the trusted list."""
-    context = _base_context(ssl.Purpose.CLIENT_AUTH, cert_file, key_file)
-    for pem in trusted_client_pems:
+    context.load_cert_chain(str(cert_file), str(key_file))
+    for pem in trusted:
         trust(context, pem)
     return context
 
 
+def server_context(
+    cert_file: Path, key_file: Path, trusted_client_pems: Iterable[str]
+) -> ssl.SSLContext:
+    """Serve with our certificate; require a client certificate from the trusted list."""
+    return _pinned(ssl.PROTOCOL_TLS_SERVER, cert_file, key_file, trusted_client_pems)
+
+
 def client_context(cert_file: Path, key_file: Path, trusted_server_pem: str) -> ssl.SSLContext:
-    """A client context that accepts only the one pinned server certificate."""
-    context = _base_context(ssl.Purpose.SERVER_AUTH, cert_file, key_file)
-    context.check_hostname = False
-    trust(context, trusted_server_pem)
-    return context
+    """Dial presenting our certificate; accept only the one pinned server certificate."""
+    return _pinned(ssl.PROTOCOL_TLS_CLIENT, cert_file, key_file, [trusted_server_pem])
 
 
 def trust(context: ssl.SSLContext, pem: str) -> None:

@@ -127,6 +127,13 @@ class MachinePolicy(IdMixin, TimestampMixin, Base):
     description: Mapped[str] = mapped_column(Text, default="")
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     health_check_interval_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    health_check_schedule: Mapped[str] = mapped_column(
+        String(20), default="Interval", server_default="Interval"
+    )
+    health_check_cron: Mapped[str | None] = mapped_column(String(200))
+    health_check_cron_timezone: Mapped[str] = mapped_column(
+        String(64), default="UTC", server_default="UTC"
+    )
     health_check_type: Mapped[str] = mapped_column(String(30), default="OnlyConnectivity")
     health_check_script: Mapped[str | None] = mapped_column(Text)
     health_check_syntax: Mapped[str] = mapped_column(String(20), default="bash")

@@ -76,6 +76,31 @@ class MachineRepository(RepositoryBase[Machine]):
             statement = statement.where(Machine.worker_pool_ids.contains([str(worker_pool_id)]))
         return await self.list(statement.order_by(Machine.name_key))
 
+    async def least_busy_workers(
+        self, space_id: uuid.UUID, worker_pool_id: uuid.UUID, *, statuses: Sequence[str]
+    ) -> Sequence[tuple[Machine, int]]:
+        """Enabled workers of the pool in one of `statuses`, the fewest unfinished runs first."""
+        busy = (
+            select(func.count())
+            .select_from(ScriptRun)
+            .where(ScriptRun.machine_id == Machine.id, ScriptRun.state != "Complete")
+            .correlate(Machine)
+            .scalar_subquery()
+        )
+        statement = (
+            select(Machine, busy)
+            .where(
+                Machine.space_id == space_id,
+                Machine.kind == WORKER,
+                Machine.is_disabled.is_(False),
+                Machine.health_status.in_(list(statuses)),
+                Machine.worker_pool_ids.contains([str(worker_pool_id)]),
+            )
+            .order_by(busy, Machine.name_key)
+        )
+        rows = (await self.session.execute(statement)).all()
+        return [(row[0], int(row[1])) for row in rows]
+
     async def count_in_pool(self, worker_pool_id: uuid.UUID) -> int:
         return await self.count(
             select(Machine.id).where(Machine.worker_pool_ids.contains([str(worker_pool_id)]))
@@ -156,6 +181,20 @@ class MachineRepository(RepositoryBase[Machine]):
                 health_checked_at=checked_at,
                 health_next_at=next_at,
             )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def reschedule_health_checks(
+        self, space_id: uuid.UUID, policy_id: uuid.UUID, *, include_unassigned: bool, at: datetime
+    ) -> None:
+        """The policy's machines (and those without a policy, for a default) next check `at`."""
+        follows = Machine.machine_policy_id == policy_id
+        if include_unassigned:
+            follows = or_(follows, Machine.machine_policy_id.is_(None))
+        await self.session.execute(
+            update(Machine)
+            .where(follows, Machine.space_id == space_id)
+            .values(health_next_at=at)
             .execution_options(synchronize_session=False)
         )
 
@@ -352,17 +391,20 @@ class ScriptRunRepository:
         run = await self.find(ticket)
         return run if run is not None and run.space_id == space_id else None
 
-    async def claim(self, driver: str, *, lease_seconds: float, limit: int) -> Sequence[str]:
-        """Unfinished runs nobody holds (or whose holder's lease ran out), now held by `driver`."""
+    async def claim(
+        self, driver: str, *, lease_seconds: float, limit: int, adopt_own: bool = False
+    ) -> Sequence[str]:
+        """Unfinished runs nobody holds (or whose holder's lease ran out), now held by `driver`.
+
+        `adopt_own` also takes back the runs `driver` still holds (after a restart under the
+        same name, or a driver that failed): it rewrites every one of them, so it is rare.
+        """
+        held_by_nobody = or_(ScriptRun.lease_until.is_(None), ScriptRun.lease_until < func.now())
         free = (
             select(ScriptRun.ticket)
             .where(
                 ScriptRun.state != COMPLETE,
-                or_(
-                    ScriptRun.lease_until.is_(None),
-                    ScriptRun.lease_until < func.now(),
-                    ScriptRun.driver == driver,
-                ),
+                or_(held_by_nobody, ScriptRun.driver == driver) if adopt_own else held_by_nobody,
             )
             .order_by(ScriptRun.created_at)
             .limit(limit)

@@ -1,6 +1,6 @@
 """File transfer to and from an agent: streams beside the RPC, verified end to end.
 
-`upload` sends the file as a stream, then `upload_file` names it with its size and SHA-256
+`upload` sends the file as a stream with the `upload_file` call that names it (size, SHA-256)
 (the agent refuses anything else and moves it into place atomically). `download` asks
 `download_file`, receives the announced stream into the destination, and checks it against
 the announced size and SHA-256. Memory stays flat: bytes go file to socket to file.
@@ -33,7 +33,9 @@ _CHUNK = 1024 * 1024
 class StreamTransport(Protocol):
     async def invoke(self, machine_id: uuid.UUID, request: RequestMessage) -> ResponseMessage: ...
 
-    async def send_stream(self, machine_id: uuid.UUID, stream_id: str, source: Path) -> None: ...
+    async def invoke_upload(
+        self, machine_id: uuid.UUID, request: RequestMessage, source: Path
+    ) -> ResponseMessage: ...
 
     async def invoke_download(
         self, machine_id: uuid.UUID, request: RequestMessage, destination: Path
@@ -58,10 +60,9 @@ class FileTransferClient:
     async def upload(self, source: Path, remote_path: str) -> FileTransferResult:
         size, sha256 = await asyncio.to_thread(digest, source)
         stream = StreamRef(id=uuid.uuid4().hex, size=size, sha256=sha256)
-        await self._transport.send_stream(self._machine_id, stream.id, source)
         command = UploadFileCommand(path=remote_path, stream=stream)
-        response = await self._transport.invoke(
-            self._machine_id, _request(FileMethods.UPLOAD, command.model_dump(mode="json"))
+        response = await self._transport.invoke_upload(
+            self._machine_id, _request(FileMethods.UPLOAD, command.model_dump(mode="json")), source
         )
         return _result(FileMethods.UPLOAD, response)
 

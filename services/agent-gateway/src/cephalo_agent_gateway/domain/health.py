@@ -10,7 +10,8 @@
 The `HealthMonitor` claims due machines in the table (so replicas share the work), checks
 them concurrently (at most `max_concurrency` at once, each bounded by its policy timeout),
 and records each result with its history; a changed status is announced as
-`target.health-changed` in the same transaction.
+`target.health-changed` in the same transaction. The next check is scheduled from the
+policy's interval or cron expression (`health_schedule`), on the monitor's clock.
 
 SSH targets are checked over SSH: reachable with the pinned host key and the account, and a
 Python the runner can use → Healthy; otherwise Unavailable with the reason. (A policy's
@@ -22,15 +23,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cephalo_agent_gateway.db.models import HealthCheck, Machine, MachinePolicy
 from cephalo_agent_gateway.db.repositories import SSH, Repositories
-from cephalo_agent_gateway.domain.machine_policies import HealthCheckType, policy_for
+from cephalo_agent_gateway.domain.health_schedule import next_check_at
+from cephalo_agent_gateway.domain.machine_policies import (
+    HealthCheckType,
+    policy_for,
+    schedule_of,
+)
 from cephalo_agent_gateway.domain.scripts import RemoteCallFailed, ScriptClient
 from cephalo_agent_gateway.domain.ssh_service import SshTargets
 from cephalo_agent_gateway.domain.transport import Transport, TransportError, TrustRefused
@@ -188,10 +195,12 @@ class HealthMonitor:
         sessionmaker: async_sessionmaker[AsyncSession],
         checker: HealthChecker,
         settings: HealthSettings,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._checker = checker
         self._settings = settings
+        self._clock = clock
         self._running: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
 
@@ -261,7 +270,7 @@ class HealthMonitor:
     async def _record(
         self, machine: Machine, policy: MachinePolicy, result: HealthResult
     ) -> HealthCheck:
-        now = utc_now()
+        now = self._clock()
         async with unit_of_work(self._sessionmaker) as session:
             repos = Repositories(session)
             current = await repos.machines.find(machine.id)
@@ -281,7 +290,7 @@ class HealthMonitor:
                 status=result.status.value,
                 message=result.message,
                 checked_at=now,
-                next_at=now + timedelta(seconds=policy.health_check_interval_seconds),
+                next_at=next_check_at(schedule_of(policy), now),
             )
             session.add(check)
             await session.flush()

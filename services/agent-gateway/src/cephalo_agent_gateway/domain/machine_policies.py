@@ -1,7 +1,8 @@
 """Machine policies: how often and how machines are health-checked (after Octopus).
 
 Every space has a default policy (hourly, connectivity only), created on first use. A
-machine without a policy follows its space's default.
+machine without a policy follows its space's default. A policy checks on an interval or on
+a cron schedule (`health_schedule`); changing it reschedules its machines' next check.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from enum import StrEnum
 
 from cephalo_agent_gateway.db.models import Machine, MachinePolicy
 from cephalo_agent_gateway.db.repositories import Repositories
+from cephalo_agent_gateway.domain.health_schedule import (
+    HealthCheckSchedule,
+    Schedule,
+    next_check_at,
+    validate,
+)
 from cephalo_common.errors import Conflict, Invalid, NotFound
+from cephalo_common.ids import utc_now
 
 DEFAULT_POLICY_NAME = "Default Machine Policy"
 
@@ -32,9 +40,31 @@ class PolicyFields:
     health_check_script: str | None = None
     health_check_syntax: str = "bash"
     health_check_timeout_seconds: int = 60
+    health_check_schedule: HealthCheckSchedule = HealthCheckSchedule.INTERVAL
+    health_check_cron: str | None = None
+    health_check_cron_timezone: str = "UTC"
+
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule(
+            self.health_check_schedule,
+            self.health_check_interval_seconds,
+            self.health_check_cron,
+            self.health_check_cron_timezone,
+        )
+
+
+def schedule_of(policy: MachinePolicy) -> Schedule:
+    return Schedule(
+        HealthCheckSchedule(policy.health_check_schedule),
+        policy.health_check_interval_seconds,
+        policy.health_check_cron,
+        policy.health_check_cron_timezone,
+    )
 
 
 def _check(fields: PolicyFields) -> None:
+    validate(fields.schedule)
     if fields.health_check_type is HealthCheckType.RUN_SCRIPT and not fields.health_check_script:
         raise Invalid(
             "a RunScript policy needs a health_check_script",
@@ -102,7 +132,14 @@ async def update_policy(
     policy = await get_policy(repos, space_id, policy_id)
     for column, value in _columns(fields).items():
         setattr(policy, column, value)
-    return await repos.machine_policies.save(policy)
+    saved = await repos.machine_policies.save(policy)
+    await repos.machines.reschedule_health_checks(
+        saved.space_id,
+        saved.id,
+        include_unassigned=saved.is_default,
+        at=next_check_at(fields.schedule, utc_now()),
+    )
+    return saved
 
 
 async def delete_policy(repos: Repositories, space_id: uuid.UUID, policy_id: uuid.UUID) -> None:
@@ -124,4 +161,7 @@ def _columns(fields: PolicyFields) -> dict[str, object]:
         "health_check_script": fields.health_check_script,
         "health_check_syntax": fields.health_check_syntax,
         "health_check_timeout_seconds": fields.health_check_timeout_seconds,
+        "health_check_schedule": fields.health_check_schedule.value,
+        "health_check_cron": fields.health_check_cron,
+        "health_check_cron_timezone": fields.health_check_cron_timezone,
     }

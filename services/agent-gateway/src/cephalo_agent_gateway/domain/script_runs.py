@@ -6,6 +6,10 @@ is written to the outbox in the same transaction that advances the run's log cur
 run can be resumed at any point (new connection, new gateway process, another replica) by
 asking the agent for the lines after the cursor: none is lost and none is sent twice.
 
+The last lines travel with the end: `complete_script` answers with the lines after the
+cursor (the agent keeps its journal after completing), and they are written together with
+`step.finished` in one transaction: three transactions per run, not one per status call.
+
 Deployment steps on a target run with `FullIsolation` (one at a time per target, through the
 agent's named mutex); scripts on workers do not wait for each other.
 
@@ -351,7 +355,7 @@ class ScriptRunDriver:
             contact.touch()
             await self._mark_running(run)
         cancel_sent = False
-        while status is None or not await self._absorb(run, status):
+        while status is None or not await self._absorb_unless_complete(run, status):
             if cancel.is_set() and not cancel_sent:
                 status = await client.cancel_script(run.ticket, run.last_log_sequence)
                 cancel_sent = True
@@ -363,14 +367,17 @@ class ScriptRunDriver:
             contact.touch()
         results = self._results.setdefault(run.ticket, StepResults(whole_log=False))
         if not results.whole_log and not results.summarised:
-            tail = max(0, run.last_log_sequence - RESULTS_TAIL_LINES)
-            results.absorb((await client.get_status(run.ticket, tail)).logs)
+            start = max(0, run.last_log_sequence - RESULTS_TAIL_LINES)
+            earlier = (await client.get_status(run.ticket, start)).logs
+            results.absorb([line for line in earlier if line.sequence <= run.last_log_sequence])
+        tail = list(status.logs)
         try:
-            await client.complete_script(run.ticket, run.last_log_sequence)
+            completed = await client.complete_script(run.ticket, run.last_log_sequence)
+            tail += completed.logs
         except RemoteCallFailed as error:
             log.warning("complete_script failed; the agent keeps its work files", error=str(error))
         _, explanation = outcome_of(status.exit_code)
-        await self._finish(run, status.exit_code, explanation)
+        await self._finish(run, status.exit_code, explanation, tail)
 
     async def _attempt_ssh(self, run: ScriptRun, machine: Machine, cancel: asyncio.Event) -> None:
         """Open the session, run the step through the pushed runner, finish with its verdict."""
@@ -412,7 +419,10 @@ class ScriptRunDriver:
         await self._mark_running(run)
 
         async def publish_lines(lines: list[ProcessOutput]) -> None:
-            await self._publish_lines(run, lines)
+            if lines:
+                async with unit_of_work(self._sessionmaker) as session:
+                    self._publish_lines(session, run, lines)
+                    await self._advance(Repositories(session), run, lines)
 
         step = run_ssh_step(
             ssh.runner,
@@ -427,7 +437,9 @@ class ScriptRunDriver:
             await self._finish(run, None, "Canceled: the SSH session was closed")
             return
         _, explanation = outcome_of(finished.exit_code)
-        await self._finish(run, finished.exit_code, finished.error or explanation, finished)
+        await self._finish(
+            run, finished.exit_code, finished.error or explanation, gathered=finished
+        )
 
     def _command(
         self, dispatch: StepDispatchV1, plan: ScriptPlan, machine: Machine
@@ -455,48 +467,57 @@ class ScriptRunDriver:
                 raise StaleRun(run.ticket)
         run.state = ProcessState.RUNNING.value
 
-    async def _absorb(self, run: ScriptRun, status: ScriptStatusResponse) -> bool:
-        """Publish lines after the cursor and advance it, atomically; True once Complete."""
-        fresh = [line for line in status.logs if line.sequence > run.last_log_sequence]
+    async def _absorb_unless_complete(self, run: ScriptRun, status: ScriptStatusResponse) -> bool:
+        """True once Complete (its lines are left for `_finish`); else publish the new lines
+        (service messages taken out) and advance the cursor, atomically."""
+        if status.state is ProcessState.COMPLETE:
+            return True
         results = self._results.setdefault(run.ticket, StepResults(whole_log=False))
-        await self._publish_lines(run, results.absorb(fresh))
-        return status.state is ProcessState.COMPLETE
-
-    async def _publish_lines(self, run: ScriptRun, fresh: list[ProcessOutput]) -> None:
-        """Write `step.log` events and advance the cursor, in one transaction."""
+        fresh = results.absorb(_after(run.last_log_sequence, status.logs))
         if fresh:
-            cursor = max(line.sequence for line in fresh)
             async with unit_of_work(self._sessionmaker) as session:
-                repos = Repositories(session)
-                expected = run.last_log_sequence
-                if not await repos.script_runs.advance_cursor(
-                    run.ticket, expected=expected, new=cursor
-                ):
-                    raise StaleRun(run.ticket)
-                for batch in log_batches(fresh, self._settings.max_log_event_bytes):
-                    publish.step_log(
-                        session,
-                        run,
-                        StepLogV1(
-                            ticket=run.ticket,
-                            task_id=run.task_id,
-                            step_run_id=run.step_run_id,
-                            machine_id=str(run.machine_id),
-                            lines=batch,
-                        ),
-                    )
-            run.last_log_sequence = cursor
+                self._publish_lines(session, run, fresh)
+                await self._advance(Repositories(session), run, fresh)
+        return False
+
+    def _publish_lines(
+        self, session: AsyncSession, run: ScriptRun, lines: list[ProcessOutput]
+    ) -> None:
+        for batch in log_batches(lines, self._settings.max_log_event_bytes):
+            publish.step_log(
+                session,
+                run,
+                StepLogV1(
+                    ticket=run.ticket,
+                    task_id=run.task_id,
+                    step_run_id=run.step_run_id,
+                    machine_id=str(run.machine_id),
+                    lines=batch,
+                ),
+            )
+
+    async def _advance(
+        self, repos: Repositories, run: ScriptRun, lines: list[ProcessOutput]
+    ) -> None:
+        """Move the cursor past `lines`; `StaleRun` if another driver moved it meanwhile."""
+        cursor = lines[-1].sequence
+        if not await repos.script_runs.advance_cursor(
+            run.ticket, expected=run.last_log_sequence, new=cursor
+        ):
+            raise StaleRun(run.ticket)
+        run.last_log_sequence = cursor
 
     async def _finish(
         self,
         run: ScriptRun,
         exit_code: int | None,
         error: str | None,
+        tail: Sequence[ProcessOutput] = (),
         gathered: StepFinishedV1 | None = None,
     ) -> None:
-        """Mark the run Complete and announce `step.finished`, once, in one transaction.
-
-        `gathered` carries results collected elsewhere (an SSH step gathers its own)."""
+        """Publish the last lines, mark the run Complete and announce `step.finished`, once,
+        in one transaction. `gathered` carries results collected elsewhere (an SSH step
+        gathers its own)."""
         outcome, _ = outcome_of(exit_code)
         if exit_code is None and error is not None and error.startswith("Canceled"):
             outcome = Outcome.CANCELED
@@ -507,8 +528,12 @@ class ScriptRunDriver:
                 sensitive=set(gathered.sensitive_output_variables),
                 artifacts={str(i): artifact for i, artifact in enumerate(gathered.artifacts)},
             )
+        fresh = results.absorb(_after(run.last_log_sequence, tail))
         async with unit_of_work(self._sessionmaker) as session:
             repos = Repositories(session)
+            if fresh:
+                self._publish_lines(session, run, fresh)
+                await self._advance(repos, run, fresh)
             finished = await repos.script_runs.finish(
                 run.ticket,
                 exit_code=exit_code,
@@ -546,6 +571,12 @@ async def _pause(seconds: float, cancel: asyncio.Event, cancel_sent: bool) -> No
         return
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(cancel.wait(), seconds)
+
+
+def _after(cursor: int, lines: Sequence[ProcessOutput]) -> list[ProcessOutput]:
+    """The lines after `cursor`, each sequence once, in order."""
+    fresh = {line.sequence: line for line in lines if line.sequence > cursor}
+    return [fresh[sequence] for sequence in sorted(fresh)]
 
 
 def _admit(run: ScriptRun, machine: Machine | None) -> Machine:

@@ -1,9 +1,11 @@
 """The ScriptRunSupervisor: one asyncio task per script run this replica holds.
 
 Replicas share the runs through leases in the table: a scan claims unfinished runs that
-nobody holds (or whose holder stopped renewing), a heartbeat renews this replica's leases
-every `heartbeat_seconds` and picks up cancellations, and a clean stop gives the leases
-back. So a run is driven by one replica at a time, a dead replica's runs move to another
+nobody holds (or whose holder stopped renewing), a heartbeat picks up cancellations every
+`heartbeat_seconds` and renews this replica's leases every third of `lease_seconds`, and a
+clean stop gives the leases back. A scan touches only the rows it claims (the first scan,
+and the one after a driver failed, also take back this replica's own): rewriting every held
+run on each dispatch would lock the rows the drivers are updating. So a run is driven by one replica at a time, a dead replica's runs move to another
 after `lease_seconds`, and any replica can drive a run for any agent (the transport routes
 the calls to the replica that holds the agent's connection).
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -51,6 +54,8 @@ class ScriptRunSupervisor:
         self._cancels: dict[str, asyncio.Event] = {}
         self._wake = asyncio.Event()
         self._stopped = False
+        self._adopt_own = True
+        self._renewed_at = -math.inf
 
     @property
     def driving(self) -> frozenset[str]:
@@ -93,10 +98,18 @@ class ScriptRunSupervisor:
         if self._stopped:
             return
         s = self._settings
-        async with unit_of_work(self._sessionmaker) as session:
-            tickets = await Repositories(session).script_runs.claim(
-                s.replica, lease_seconds=s.lease_seconds, limit=s.claim_batch
-            )
+        adopt_own, self._adopt_own = self._adopt_own, False
+        try:
+            async with unit_of_work(self._sessionmaker) as session:
+                tickets = await Repositories(session).script_runs.claim(
+                    s.replica,
+                    lease_seconds=s.lease_seconds,
+                    limit=s.claim_batch,
+                    adopt_own=adopt_own,
+                )
+        except BaseException:
+            self._adopt_own = self._adopt_own or adopt_own
+            raise
         for ticket in tickets:
             if ticket not in self._drivers and not self._stopped:
                 self._start(ticket)
@@ -123,17 +136,24 @@ class ScriptRunSupervisor:
             except Exception as error:  # noqa: BLE001 - retried at the next beat
                 log.warning("could not renew script run leases", error=str(error))
 
-    async def renew(self) -> None:
-        """Renew this replica's leases; stop drivers whose lease was lost; pass on cancels."""
+    async def renew(self, *, force: bool = False) -> None:
+        """Renew this replica's leases when a third of their time has passed (or `force`);
+        stop drivers whose lease was lost; pass on cancels."""
         tickets = list(self._drivers)
         if not tickets:
             return
         s = self._settings
+        now = asyncio.get_running_loop().time()
+        renewing = force or now - self._renewed_at >= s.lease_seconds / 3
         async with unit_of_work(self._sessionmaker) as session:
             repos = Repositories(session)
-            held = set(
-                await repos.script_runs.renew(s.replica, tickets, lease_seconds=s.lease_seconds)
-            )
+            if renewing:
+                held = set(
+                    await repos.script_runs.renew(s.replica, tickets, lease_seconds=s.lease_seconds)
+                )
+                self._renewed_at = now
+            else:
+                held = set(tickets)
             cancelled = await repos.script_runs.cancel_requested(list(held))
         for ticket in tickets:
             if ticket not in held and ticket in self._drivers:
@@ -155,6 +175,7 @@ class ScriptRunSupervisor:
             del self._drivers[ticket]
             self._cancels.pop(ticket, None)
         if not task.cancelled() and task.exception() is not None:
+            self._adopt_own = True
             log.warning(
                 "script run driver failed; the next scan resumes it",
                 ticket=ticket,

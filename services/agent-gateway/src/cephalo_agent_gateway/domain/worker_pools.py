@@ -2,6 +2,10 @@
 
 Every space has a default pool, created on first use; steps that run "on a worker" without
 naming a pool use it. A pool that still has workers, or is the default, cannot be deleted.
+
+A step on a pool runs on one of its workers: `select_worker` picks an enabled worker whose
+last health check passed (Healthy or HasWarnings) with the fewest unfinished script runs, so
+work spreads over the pool and a sick worker gets none.
 """
 
 from __future__ import annotations
@@ -9,11 +13,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from cephalo_agent_gateway.db.models import WorkerPool
+from cephalo_agent_gateway.db.models import Machine, WorkerPool
 from cephalo_agent_gateway.db.repositories import Repositories
 from cephalo_common.errors import Conflict, Invalid, NotFound
 
 DEFAULT_POOL_NAME = "Default Worker Pool"
+SELECTABLE_HEALTH = ("Healthy", "HasWarnings")
 
 
 async def default_pool(repos: Repositories, space_id: uuid.UUID) -> WorkerPool:
@@ -100,3 +105,15 @@ async def _find(repos: Repositories, space_id: uuid.UUID, ref: str) -> WorkerPoo
     except ValueError:
         return await repos.worker_pools.find_by_name(space_id, ref)
     return await repos.worker_pools.find_in_space(space_id, pool_id)
+
+
+async def select_worker(repos: Repositories, space_id: uuid.UUID, pool_id: uuid.UUID) -> Machine:
+    """The least busy healthy worker of the pool; 409 when it has none."""
+    pool = await get_pool(repos, space_id, pool_id)
+    candidates = await repos.machines.least_busy_workers(
+        space_id, pool.id, statuses=SELECTABLE_HEALTH
+    )
+    if not candidates:
+        raise Conflict(f"worker pool {pool.name!r} has no enabled worker whose health check passed")
+    worker, _ = candidates[0]
+    return worker

@@ -34,6 +34,11 @@ class MachinePolicyWrite(WriteModel):
     health_check_script: str | None = Field(None, max_length=64 * 1024)
     health_check_syntax: Literal["bash", "sh", "python"] = "bash"
     health_check_timeout_seconds: int = Field(60, ge=1, le=300)
+    health_check_schedule: Literal["Interval", "Cron"] = "Interval"
+    health_check_cron: str | None = Field(
+        None, max_length=200, description="5 fields, or 6 with seconds first; for Cron."
+    )
+    health_check_cron_timezone: str = Field("UTC", max_length=64, description="IANA time zone.")
 
 
 class MachinePolicy(ReadModel):
@@ -47,6 +52,9 @@ class MachinePolicy(ReadModel):
     health_check_script: str | None
     health_check_syntax: str
     health_check_timeout_seconds: int
+    health_check_schedule: str
+    health_check_cron: str | None
+    health_check_cron_timezone: str
     created_at: datetime
 
 

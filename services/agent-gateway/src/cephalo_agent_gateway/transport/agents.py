@@ -2,7 +2,8 @@
 
 - listening machine → dial it over HTTPS (`ListeningTransport`);
 - polling machine connected here → its WebSocket (`ConnectionRegistry`);
-- polling machine connected to another replica → route over NATS (`NatsRoute`).
+- polling machine connected to another replica → route over NATS (`NatsRoute`), with
+  file streams through the replicas' object store (`FileRelay`).
 
 The machine's mode, URI and certificate come from the table, cached for a few seconds
 (`forget` drops an entry at once when the machine changes or is deleted).
@@ -23,11 +24,6 @@ from cephalo_agent_gateway.transport.listening import Endpoint, ListeningTranspo
 from cephalo_agent_gateway.transport.polling import ConnectionRegistry
 from cephalo_agent_gateway.transport.routing import NatsRoute
 from cephalo_common.agent_protocol import RequestMessage, ResponseMessage
-
-_STREAMS_ARE_LOCAL = (
-    "file streams to a polling agent go through the replica that holds its connection, "
-    "and this one does not"
-)
 
 
 @dataclass(frozen=True)
@@ -120,16 +116,20 @@ class AgentTransport:
             return await self.polling.invoke(machine_id, request)
         return await self.route.invoke(machine_id, request)
 
-    async def send_stream(self, machine_id: uuid.UUID, stream_id: str, source: Path) -> None:
-        """A file stream ahead of the `upload_file` call that names it."""
+    async def invoke_upload(
+        self, machine_id: uuid.UUID, request: RequestMessage, source: Path
+    ) -> ResponseMessage:
+        """`upload_file`, preceded by the bytes of `source` as the stream it names."""
         record = await self._record(machine_id)
+        stream_id = str(((request.params or {}).get("stream") or {}).get("id"))
         if record.endpoint is not None:
             await self.listening.send_stream(record.endpoint, stream_id, source)
-            return
+            return await self.listening.invoke(record.endpoint, request)
         connection = self.polling.get(machine_id)
         if connection is None:
-            raise MachineNotConnected(_STREAMS_ARE_LOCAL)
+            return await self.route.invoke_upload(machine_id, request, source)
         await connection.send_stream(stream_id, source)
+        return await connection.invoke(request, self.polling.rpc_timeout_seconds)
 
     async def invoke_download(
         self, machine_id: uuid.UUID, request: RequestMessage, destination: Path
@@ -144,7 +144,7 @@ class AgentTransport:
             return response
         connection = self.polling.get(machine_id)
         if connection is None:
-            raise MachineNotConnected(_STREAMS_ARE_LOCAL)
+            return await self.route.invoke_download(machine_id, request, destination)
         return await connection.invoke_download(
             request, self.polling.rpc_timeout_seconds, destination
         )

@@ -27,11 +27,10 @@ from cephalo_agent_gateway.db.models import Machine
 from cephalo_agent_gateway.db.repositories import Repositories
 from cephalo_agent_gateway.identity import ServerIdentity
 from cephalo_agent_gateway.transport.polling import ConnectionRegistry, PollingConnection
-from cephalo_agent_gateway.transport.tls import pinned_server_context
 from cephalo_common.agent_protocol import POLLING_PATH
 from cephalo_common.ids import utc_now
 from cephalo_common.logging import get_logger
-from cephalo_common.security.tls import der_thumbprint, trust
+from cephalo_common.security.tls import der_thumbprint, server_context, trust
 
 log = get_logger(__name__)
 POLICY_VIOLATION = 1008
@@ -56,9 +55,7 @@ class TrustStore:
     """The TLS context of the polling port and the certificates it trusts."""
 
     def __init__(self, identity: ServerIdentity) -> None:
-        self.context: ssl.SSLContext = pinned_server_context(
-            identity.cert_file, identity.key_file, []
-        )
+        self.context: ssl.SSLContext = server_context(identity.cert_file, identity.key_file, [])
         self.thumbprints: set[str] = set()
         self._watermark: datetime | None = None
 

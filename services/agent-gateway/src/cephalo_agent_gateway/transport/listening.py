@@ -28,7 +28,6 @@ from cephalo_agent_gateway.domain.transport import (
     TrustRefused,
 )
 from cephalo_agent_gateway.identity import ServerIdentity
-from cephalo_agent_gateway.transport.tls import pinned_client_context
 from cephalo_common.agent_protocol import (
     LISTENING_PATH,
     RemoteError,
@@ -37,7 +36,7 @@ from cephalo_common.agent_protocol import (
     Services,
 )
 from cephalo_common.ids import uuid7
-from cephalo_common.security.tls import der_thumbprint, thumbprints_equal
+from cephalo_common.security.tls import client_context, der_thumbprint, thumbprints_equal
 
 
 @dataclass(frozen=True)
@@ -178,7 +177,7 @@ class ListeningTransport:
         if entry is not None:
             await self.forget(endpoint.machine_id)
         o = self._options
-        context = pinned_client_context(
+        context = client_context(
             self._identity.cert_file, self._identity.key_file, endpoint.certificate_pem
         )
         client = httpx.AsyncClient(

@@ -12,6 +12,12 @@ reply subject, and reads:
 
 Silence for `route_peer_timeout_seconds` means the holder died: the call fails with
 `ConnectionLost` (retried by the caller) instead of waiting out the RPC timeout.
+
+File streams travel beside the call through the `FileRelay` object store: for an `upload`
+call the caller stores the file first and names it in the `Cephalo-Stream` header, the
+holder fetches it and streams it to the agent; for a `download` call the holder stores what
+the agent sent and names it in its `response`, the caller fetches it. These calls are bounded
+by the heartbeats alone (a large file may take longer than one RPC timeout).
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import tempfile
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -35,6 +43,7 @@ from cephalo_agent_gateway.domain.transport import (
     TransportError,
 )
 from cephalo_agent_gateway.transport.bus import AgentBus, NotConnected
+from cephalo_agent_gateway.transport.file_relay import FileRelay
 from cephalo_agent_gateway.transport.polling import ConnectionRegistry
 from cephalo_common.agent_protocol import RequestMessage, ResponseMessage
 from cephalo_common.ids import uuid7
@@ -46,6 +55,8 @@ log = get_logger(__name__)
 QUEUE_GROUP = "agent-gateway"
 KIND = "Cephalo-Route-Kind"
 REPLICA = "Cephalo-Replica"
+STREAM = "Cephalo-Stream"
+CALL, UPLOAD, DOWNLOAD = "call", "upload", "download"
 _ERRORS: dict[str, type[TransportError]] = {
     "ConnectionLost": ConnectionLost,
     "RpcTimeout": RpcTimeout,
@@ -65,11 +76,16 @@ class NatsRoute:
     """Both sides of routed calls: serving local connections, calling remote ones."""
 
     def __init__(
-        self, bus: AgentBus, registry: ConnectionRegistry, settings: RouteSettings
+        self,
+        bus: AgentBus,
+        registry: ConnectionRegistry,
+        settings: RouteSettings,
+        files: FileRelay,
     ) -> None:
         self._bus = bus
         self._registry = registry
         self._settings = settings
+        self._files = files
         self._subscriptions: dict[uuid.UUID, Subscription] = {}
         self._locks: dict[uuid.UUID, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -110,7 +126,8 @@ class NatsRoute:
         if not message.reply:
             return
         machine_id = uuid.UUID(message.subject.rsplit(".", 1)[1])
-        kind = (message.headers or {}).get(KIND, "call")
+        headers = message.headers or {}
+        kind = headers.get(KIND, CALL)
         if not self._registry.is_connected(machine_id):
             await self._answer(message.reply, "absent")
             return
@@ -124,30 +141,114 @@ class NatsRoute:
             return
         await self._answer(message.reply, "accepted")
         beats = asyncio.create_task(self._heartbeat(message.reply))
+        stream: dict[str, str] = {}
         try:
-            response = await self._registry.invoke(machine_id, request)
+            if kind == UPLOAD:
+                response = await self._serve_upload(machine_id, request, headers.get(STREAM, ""))
+            elif kind == DOWNLOAD:
+                response, stream = await self._serve_download(machine_id, request)
+            else:
+                response = await self._registry.invoke(machine_id, request)
         except TransportError as error:
             await self._answer(message.reply, "error", _error(type(error).__name__, str(error)))
+        except Exception as error:  # noqa: BLE001 - the relay failed: the caller may retry
+            message_text = f"relaying a file stream failed: {error!r}"
+            await self._answer(message.reply, "error", _error("ConnectionLost", message_text))
         else:
-            await self._answer(message.reply, "response", response.model_dump_json().encode())
+            data = response.model_dump_json().encode()
+            await self._answer(message.reply, "response", data, stream)
         finally:
             beats.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beats
+
+    async def _serve_upload(
+        self, machine_id: uuid.UUID, request: RequestMessage, name: str
+    ) -> ResponseMessage:
+        """Fetch the caller's file, stream it to the agent, then make the call naming it."""
+        connection = self._registry.get(machine_id)
+        stream = (request.params or {}).get("stream")
+        if connection is None or not name or not isinstance(stream, dict):
+            raise MachineNotConnected(f"machine {machine_id} is not connected here")
+        with _spool() as spooled:
+            await self._files.fetch(name, spooled)
+            await connection.send_stream(str(stream.get("id")), spooled)
+        return await connection.invoke(request, self._settings.rpc_timeout_seconds)
+
+    async def _serve_download(
+        self, machine_id: uuid.UUID, request: RequestMessage
+    ) -> tuple[ResponseMessage, dict[str, str]]:
+        """Make the call, and store the stream the agent sent for the caller to fetch."""
+        connection = self._registry.get(machine_id)
+        if connection is None:
+            raise MachineNotConnected(f"machine {machine_id} is not connected here")
+        with _spool() as spooled:
+            response = await connection.invoke_download(
+                request, self._settings.rpc_timeout_seconds, spooled
+            )
+            if not spooled.exists():
+                return response, {}
+            name = f"download-{uuid7()}"
+            await self._files.put(name, spooled)
+        return response, {STREAM: name}
 
     async def _heartbeat(self, reply: str) -> None:
         while True:
             await asyncio.sleep(self._settings.heartbeat_seconds)
             await self._answer(reply, "heartbeat")
 
-    async def _answer(self, reply: str, kind: str, data: bytes = b"") -> None:
-        headers = {KIND: kind, REPLICA: self._settings.replica}
+    async def _answer(
+        self, reply: str, kind: str, data: bytes = b"", extra: dict[str, str] | None = None
+    ) -> None:
+        headers = {KIND: kind, REPLICA: self._settings.replica, **(extra or {})}
         with contextlib.suppress(NotConnected, Exception):
             await self._bus.publish(reply, data, headers=headers)
 
     # -- calling: any replica ---------------------------------------------------------------
 
     async def invoke(self, machine_id: uuid.UUID, request: RequestMessage) -> ResponseMessage:
+        answer = await self._call(machine_id, request, CALL)
+        return ResponseMessage.model_validate_json(answer.data)
+
+    async def invoke_upload(
+        self, machine_id: uuid.UUID, request: RequestMessage, source: Path
+    ) -> ResponseMessage:
+        """`upload_file` with the stream it names, through the replica holding the agent."""
+        name = f"upload-{uuid7()}"
+        try:
+            await self._files.put(name, source)
+        except NotConnected as error:
+            raise MachineNotConnected(f"cannot reach other replicas: {error}") from error
+        try:
+            answer = await self._call(machine_id, request, UPLOAD, {STREAM: name})
+        finally:
+            await self._files.delete(name)
+        return ResponseMessage.model_validate_json(answer.data)
+
+    async def invoke_download(
+        self, machine_id: uuid.UUID, request: RequestMessage, destination: Path
+    ) -> ResponseMessage:
+        """`download_file`, with the stream it announces fetched into `destination`."""
+        answer = await self._call(machine_id, request, DOWNLOAD)
+        response = ResponseMessage.model_validate_json(answer.data)
+        name = (answer.headers or {}).get(STREAM)
+        if name:
+            try:
+                await self._files.fetch(name, destination)
+            except Exception as error:
+                destination.unlink(missing_ok=True)
+                raise ConnectionLost(f"fetching the downloaded stream failed: {error!r}") from error
+            finally:
+                await self._files.delete(name)
+        return response
+
+    async def _call(
+        self,
+        machine_id: uuid.UUID,
+        request: RequestMessage,
+        kind: str,
+        extra: dict[str, str] | None = None,
+    ) -> Msg:
         route_id = str(uuid7())
         inbox: asyncio.Queue[Msg] = asyncio.Queue()
         try:
@@ -159,9 +260,9 @@ class NatsRoute:
                 subjects.agent_request(str(machine_id)),
                 request.model_dump_json().encode(),
                 reply=subjects.agent_response(route_id),
-                headers={KIND: "call", REPLICA: self._settings.replica},
+                headers={KIND: kind, REPLICA: self._settings.replica, **(extra or {})},
             )
-            return await self._await_answer(machine_id, request, inbox)
+            return await self._await_answer(machine_id, request, inbox, bounded=kind == CALL)
         except NotConnected as error:
             raise MachineNotConnected(f"cannot reach other replicas: {error}") from error
         finally:
@@ -169,11 +270,17 @@ class NatsRoute:
                 await subscription.unsubscribe()
 
     async def _await_answer(
-        self, machine_id: uuid.UUID, request: RequestMessage, inbox: asyncio.Queue[Msg]
-    ) -> ResponseMessage:
+        self,
+        machine_id: uuid.UUID,
+        request: RequestMessage,
+        inbox: asyncio.Queue[Msg],
+        *,
+        bounded: bool,
+    ) -> Msg:
         s = self._settings
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + s.rpc_timeout_seconds + s.peer_timeout_seconds
+        budget = s.rpc_timeout_seconds + s.peer_timeout_seconds if bounded else float("inf")
+        deadline = loop.time() + budget
         holder = "the replica holding the connection"
         while True:
             wait = min(s.peer_timeout_seconds, deadline - loop.time())
@@ -195,7 +302,7 @@ class NatsRoute:
             if headers.get("Status") == "503" or kind == "absent":
                 raise MachineNotConnected(f"machine {machine_id} is not connected to any replica")
             if kind == "response":
-                return ResponseMessage.model_validate_json(message.data)
+                return message
             if kind == "error":
                 raise _remote_error(message.data)
 
@@ -226,6 +333,13 @@ class NatsRoute:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+@contextlib.contextmanager
+def _spool() -> Iterator[Path]:
+    """A temporary file path, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="cephalo-relay-") as directory:
+        yield Path(directory) / "stream"
 
 
 def _error(type_: str, message: str) -> bytes:

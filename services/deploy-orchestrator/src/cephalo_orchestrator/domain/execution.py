@@ -13,7 +13,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from cephalo_common.contracts import DeploymentOptionsV1, ScriptActionSnapshot
+from cephalo_common.contracts import (
+    DeploymentOptionsV1,
+    PackageAcquisitionV1,
+    ScriptActionSnapshot,
+)
 from cephalo_common.ids import uuid7
 from cephalo_common.variables import OutputVariables, VariableValue
 from cephalo_orchestrator.db.models import ServerTask, StepRun
@@ -22,6 +26,13 @@ from cephalo_orchestrator.domain import plan as words
 from cephalo_orchestrator.domain import task_log
 from cephalo_orchestrator.domain.cancellation import continue_cancelling
 from cephalo_orchestrator.domain.interruptions import Override, raise_manual_intervention
+from cephalo_orchestrator.domain.packages import (
+    PackageMissing,
+    PackageSource,
+    PackagesUnavailable,
+    locate_all,
+    requested_packages,
+)
 from cephalo_orchestrator.domain.plan import InvalidStep, RunFailure
 from cephalo_orchestrator.domain.planning import (
     DeploymentPlan,
@@ -35,6 +46,7 @@ from cephalo_orchestrator.domain.planning import (
     next_runs,
 )
 from cephalo_orchestrator.domain.step_run_states import ACTIVE_RUN_STATES, StepRunState
+from cephalo_orchestrator.domain.steps import fail_undispatched
 from cephalo_orchestrator.domain.system_variables import (
     DeploymentContext,
     StepVariables,
@@ -62,6 +74,7 @@ async def advance_task(
     retry_seconds: float,
     limits: Limits,
     scripts: ScriptRuns,
+    packages: PackageSource,
     grace_seconds: float,
 ) -> None:
     """Plan the task if it has no plan yet, then start what may start (or finish it); a
@@ -78,7 +91,7 @@ async def advance_task(
     ):
         return
     try:
-        await _progress(repos, task, now=now)
+        await _progress(repos, task, packages, now=now, retry_seconds=retry_seconds)
     except InvalidStep as error:
         await finish_task(repos, task, TaskState.FAILED, now=now, reason=str(error))
 
@@ -100,7 +113,8 @@ async def _plan(
     try:
         machines = await directory.find_machines(task.space_id, task.environment_id, ())
     except TargetsUnavailable as error:
-        await _defer(repos, task, str(error), now=now, retry_seconds=retry_seconds)
+        text = f"Could not find the deployment targets: {error}; retrying"
+        await _defer(repos, task, text, str(error), now=now, retry_seconds=retry_seconds)
         return False
     except TargetsRefused as error:
         await finish_task(repos, task, TaskState.FAILED, now=now, reason=str(error))
@@ -123,9 +137,16 @@ async def _plan(
 
 
 async def _defer(
-    repos: Repositories, task: ServerTask, error: str, *, now: datetime, retry_seconds: float
+    repos: Repositories,
+    task: ServerTask,
+    text: str,
+    error: str,
+    *,
+    now: datetime,
+    retry_seconds: float,
 ) -> None:
-    """Keep the task Executing and ask agent-gateway again later, within the retry budget."""
+    """Keep the task Executing and ask agent-gateway or package-feed again later, within the
+    retry budget; `text` goes to the task log once per outage."""
     since = task.step_start_failing_since or now
     if now - since >= timedelta(seconds=retry_seconds):
         reason = words.unreachable_reason(error, retry_seconds)
@@ -133,7 +154,6 @@ async def _defer(
         return
     if task.step_start_failing_since is None:
         task.step_start_failing_since = now
-        text = f"Could not find the deployment targets: {error}; retrying"
         await task_log.write(repos, task, text, now=now, source=LogSource.ERROR)
     task.step_start_failures += 1
     task.step_due_at = now + timedelta(seconds=words.retry_delay(task.step_start_failures))
@@ -238,7 +258,14 @@ def _captured_outputs(runs: Sequence[StepRun]) -> OutputVariables:
     )
 
 
-async def _progress(repos: Repositories, task: ServerTask, *, now: datetime) -> None:
+async def _progress(
+    repos: Repositories,
+    task: ServerTask,
+    packages: PackageSource,
+    *,
+    now: datetime,
+    retry_seconds: float,
+) -> None:
     assert task.plan is not None
     planned = DeploymentPlan.from_json(task.plan)
     runs = list(await repos.step_runs.for_task(task.id))
@@ -251,7 +278,9 @@ async def _progress(repos: Repositories, task: ServerTask, *, now: datetime) -> 
             task.group_steps = None
             continue
         keys = next_runs(steps, progress, max_parallel_steps=planned.max_parallel_steps)
-        await _dispatch(repos, task, planned, keys, runs, now=now)
+        await _dispatch(
+            repos, task, planned, keys, runs, packages, now=now, retry_seconds=retry_seconds
+        )
         return
     if task.failure_reason is not None:
         await finish_task(repos, task, TaskState.FAILED, now=now, reason=task.failure_reason)
@@ -335,8 +364,10 @@ async def _dispatch(
     planned: DeploymentPlan,
     keys: Sequence[RunKey],
     runs: Sequence[StepRun],
+    packages: PackageSource,
     *,
     now: datetime,
+    retry_seconds: float,
 ) -> None:
     if not keys:
         return
@@ -349,6 +380,11 @@ async def _dispatch(
         step, action = planned.action(index)
         snapshot = ScriptActionSnapshot.model_validate(task.steps[index])
         script = words.action_script(snapshot)
+        located = await _locate(
+            repos, task, snapshot, packages, now=now, retry_seconds=retry_seconds
+        )
+        if located is None:
+            return
         targets = {target.id: target for target in step.targets}
         names = [targets[key.machine_id].name for key in action_keys if key.machine_id in targets]
         line = words.running_line(step.number, step.name, action.name, names)
@@ -370,6 +406,9 @@ async def _dispatch(
             if machine is None:
                 await raise_manual_intervention(repos, task, run, snapshot.properties, now=now)
                 continue
+            if isinstance(located, PackageMissing):
+                await fail_undispatched(repos, task, run, str(located), now=now)
+                continue
             publish.step_dispatch(
                 repos.session,
                 task,
@@ -378,4 +417,32 @@ async def _dispatch(
                 script_body=script.body,
                 syntax=script.syntax,
                 variables=variables.for_run(step, key),
+                packages=located,
             )
+
+
+async def _locate(
+    repos: Repositories,
+    task: ServerTask,
+    action: ScriptActionSnapshot,
+    packages: PackageSource,
+    *,
+    now: datetime,
+    retry_seconds: float,
+) -> list[PackageAcquisitionV1] | PackageMissing | None:
+    """The action's packages with their links; the reason the step fails; or None when the
+    feed is unreachable and the task was deferred."""
+    wanted = requested_packages(action)
+    if not wanted:
+        return []
+    try:
+        located = await locate_all(packages, task.space_id, wanted)
+    except PackageMissing as error:
+        return error
+    except PackagesUnavailable as error:
+        text = f'Could not locate the packages of step "{action.name}": {error}; retrying'
+        await _defer(repos, task, text, str(error), now=now, retry_seconds=retry_seconds)
+        return None
+    task.step_start_failures = 0
+    task.step_start_failing_since = None
+    return located

@@ -108,6 +108,22 @@ async def apply_overdue_verdict(repos: Repositories, run_id: uuid.UUID, *, now: 
     return await _apply_verdict(repos, task, run, verdict, now=now)
 
 
+async def fail_undispatched(
+    repos: Repositories, task: ServerTask, run: StepRun, reason: str, *, now: datetime
+) -> bool:
+    """A run that could not be sent (its package is missing) fails as if its target had
+    reported the reason, guided failure included."""
+    verdict = StepFinishedV1(
+        ticket=run.ticket,
+        task_id=str(task.id),
+        step_run_id=str(run.id),
+        machine_id=str(run.machine_id),
+        exit_code=None,
+        error=reason,
+    )
+    return await _apply_verdict(repos, task, run, verdict, now=now)
+
+
 async def _apply_verdict(
     repos: Repositories, task: ServerTask, run: StepRun, message: StepFinishedV1, *, now: datetime
 ) -> bool:

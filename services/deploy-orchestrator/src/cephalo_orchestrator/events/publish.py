@@ -87,6 +87,7 @@ def step_dispatch(
     script_body: str,
     syntax: ScriptSyntax,
     variables: StepVariables,
+    packages: list[PackageAcquisitionV1],
 ) -> Envelope:
     data = StepDispatchV1(
         ticket=run.ticket,
@@ -101,7 +102,7 @@ def step_dispatch(
         timeout_seconds=_timeout(action),
         action_type=action.action_type,
         action_properties=dict(action.properties),
-        packages=_packages(action),
+        packages=packages,
     )
     return _emit(session, STEP_DISPATCH, task, data, f"step-runs/{run.id}", None)
 
@@ -109,21 +110,3 @@ def step_dispatch(
 def _timeout(action: ScriptActionSnapshot) -> int | None:
     value = action.properties.get("timeout_seconds")
     return value if isinstance(value, int) and value > 0 else None
-
-
-def _packages(action: ScriptActionSnapshot) -> list[PackageAcquisitionV1]:
-    """The package versions the release pinned (a reference without a version is skipped:
-    release-service refuses to create such a release)."""
-    result = []
-    for package in action.properties.get("packages") or []:
-        if not isinstance(package, dict) or not package.get("version"):
-            continue
-        result.append(
-            PackageAcquisitionV1(
-                reference_name=str(package.get("name") or ""),
-                package_id=str(package["package_id"]),
-                version=str(package["version"]),
-                feed_id=str(package.get("feed_id") or "builtin"),
-            )
-        )
-    return result

@@ -7,11 +7,7 @@ runs on real Postgres and NATS, with the test playing agent-gateway's part.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
 import httpx
-import pytest
 from nats.aio.client import Client
 
 from cephalo_common.contracts import (
@@ -21,27 +17,22 @@ from cephalo_common.contracts import (
     StepDispatchV1,
 )
 from cephalo_common.messaging.nats import NatsBroker
-from cephalo_common.testing import running
 from cephalo_common.variables import ScopeField, VariableValue
-from cephalo_orchestrator.app import create_app
-from cephalo_orchestrator.settings import OrchestratorSettings
 
 from ..fakes import FakeAgentGateway
-from ..flow import Dispatches, Scenario, report_finished, request_deployment, step, wait_for_task
-
-
-@pytest.fixture
-async def client(settings: OrchestratorSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app(settings)) as client:
-        yield client
+from ..flow import (
+    Dispatches,
+    Scenario,
+    report_finished,
+    request_deployment,
+    step,
+    wait_for_task,
+    with_properties,
+)
 
 
 def plan_url(scenario: Scenario) -> str:
     return f"/api/v1/spaces/{scenario.space}/deployment-plans"
-
-
-def with_properties(action: Any, **properties: Any) -> Any:
-    return action.model_copy(update={"properties": {**action.properties, **properties}})
 
 
 def three_step_request(

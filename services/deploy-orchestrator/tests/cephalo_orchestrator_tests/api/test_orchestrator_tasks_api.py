@@ -7,7 +7,7 @@ answers are deterministic.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -15,7 +15,6 @@ from fastapi import FastAPI
 
 from cephalo_common.db.session import unit_of_work
 from cephalo_common.ids import utc_now
-from cephalo_common.testing import running
 from cephalo_orchestrator.app import create_app
 from cephalo_orchestrator.db.repositories import Repositories
 from cephalo_orchestrator.domain.tasks import accept_deployment
@@ -27,12 +26,6 @@ from ..flow import Scenario, deployment_envelope, step
 @pytest.fixture
 async def app(make_settings: Callable[..., OrchestratorSettings]) -> FastAPI:
     return create_app(make_settings(run_workers=False))
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(app) as client:
-        yield client
 
 
 async def seed(app: FastAPI, scenario: Scenario, version: str = "1.0.0") -> tuple[str, str]:

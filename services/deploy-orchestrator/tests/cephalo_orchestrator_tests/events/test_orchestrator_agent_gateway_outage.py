@@ -19,6 +19,7 @@ from ..fakes import FakeAgentGateway
 from ..flow import (
     Dispatches,
     Scenario,
+    log_texts,
     request_deployment,
     step,
     task_log,
@@ -65,7 +66,7 @@ async def test_an_unreachable_gateway_fails_the_task_after_the_retry_budget(
         executing = await wait_for_task(client, scenario, request.deployment_id, "Executing")
         assert executing["reason"] is None
         failed = await wait_for_task(client, scenario, request.deployment_id, "Failed")
-        texts = [line["text"] for line in await task_log(client, scenario, failed["id"])]
+        texts = await log_texts(client, scenario, failed["id"])
     assert failed["reason"].startswith("Could not find the deployment targets: ")
     assert "is unreachable" in failed["reason"]
     assert failed["reason"].endswith("(gave up after 1.5 seconds)")

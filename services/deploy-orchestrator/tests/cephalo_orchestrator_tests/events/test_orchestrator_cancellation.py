@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from nats.aio.client import Client
 
 from cephalo_common.contracts import StepDispatchV1
@@ -23,11 +24,12 @@ from ..fakes import FakeAgentGateway
 from ..flow import (
     Dispatches,
     Scenario,
+    add_targets,
     identity,
+    log_texts,
     report_finished,
     request_deployment,
     step,
-    task_log,
     wait_for_task,
 )
 
@@ -35,11 +37,8 @@ GRACE_SECONDS = 1.0
 
 
 @pytest.fixture
-async def client(
-    make_settings: Callable[..., OrchestratorSettings],
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app(make_settings(cancel_grace_seconds=GRACE_SECONDS))) as client:
-        yield client
+async def app(make_settings: Callable[..., OrchestratorSettings]) -> FastAPI:
+    return create_app(make_settings(cancel_grace_seconds=GRACE_SECONDS))
 
 
 async def running_task(
@@ -49,8 +48,7 @@ async def running_task(
     fake_gateway: FakeAgentGateway,
     scenario: Scenario,
 ) -> tuple[str, Dispatches, list[StepDispatchV1]]:
-    for name in ("web-01", "web-02"):
-        fake_gateway.add_machine(scenario.space_id, scenario.environment_id, name, ["web"])
+    add_targets(fake_gateway, scenario, "web-01", "web-02")
     dispatches = await Dispatches.watch(nats_client, scenario.space)
     request = scenario.request([step("Deploy", ["web"]), step("Verify", ["web"])])
     await request_deployment(broker, scenario.space, request)
@@ -117,7 +115,7 @@ async def test_a_step_that_ignores_the_cancel_is_abandoned_after_the_grace_perio
         f"{GRACE_SECONDS:g} s grace period and was abandoned"
     )
     assert sent[1].ticket in fake_gateway.cancelled
-    texts = [line["text"] for line in await task_log(client, scenario, task_id)]
+    texts = await log_texts(client, scenario, task_id)
     assert any("abandoned" in text for text in texts)
 
     follow_up = scenario.request([step("Deploy", ["web"])], version="1.0.1")

@@ -8,10 +8,8 @@ real HTTP (fakes.py); the real agent-gateway is exercised by the end-to-end suit
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 from nats.aio.client import Client
 
 from cephalo_common.contracts import (
@@ -23,15 +21,14 @@ from cephalo_common.contracts import (
 )
 from cephalo_common.messaging.nats import NatsBroker
 from cephalo_common.messaging.streams import CMD_AGENT, EVT_DEPLOY
-from cephalo_common.testing import running
-from cephalo_orchestrator.app import create_app
-from cephalo_orchestrator.settings import OrchestratorSettings
 
 from ..fakes import FakeAgentGateway
 from ..flow import (
     Dispatches,
     Scenario,
+    add_targets,
     last_event,
+    log_texts,
     report_finished,
     report_log,
     request_deployment,
@@ -39,12 +36,6 @@ from ..flow import (
     task_log,
     wait_for_task,
 )
-
-
-@pytest.fixture
-async def client(settings: OrchestratorSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app(settings)) as client:
-        yield client
 
 
 async def test_a_deployment_runs_on_every_enabled_web_machine_and_succeeds(
@@ -147,8 +138,7 @@ async def test_a_non_zero_exit_code_fails_the_deployment_once_the_step_ends(
     fake_gateway: FakeAgentGateway,
 ) -> None:
     scenario = Scenario()
-    for name in ("web-01", "web-02"):
-        fake_gateway.add_machine(scenario.space_id, scenario.environment_id, name, ["web"])
+    add_targets(fake_gateway, scenario, "web-01", "web-02")
     dispatches = await Dispatches.watch(nats_client, scenario.space)
     request = scenario.request([step("Deploy web", ["web"]), step("Smoke test", ["web"])])
     await request_deployment(broker, scenario.space, request)
@@ -217,7 +207,7 @@ async def test_no_machine_with_the_roles_fails_the_task_with_the_reason(
     )
     assert task["state"] == "Failed" and task["reason"] == reason
     assert task["step_runs"] == []
-    texts = [line["text"] for line in await task_log(client, scenario, task["id"])]
+    texts = await log_texts(client, scenario, task["id"])
     assert reason in texts
     finished = await last_event(
         nats_client, EVT_DEPLOY.name, DEPLOYMENT_FINISHED.subject(scenario.space)

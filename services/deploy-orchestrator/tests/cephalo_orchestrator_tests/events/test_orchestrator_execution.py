@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 from nats.aio.client import Client
 from sqlalchemy import update
 
@@ -23,37 +21,25 @@ from cephalo_common.messaging.nats import NatsBroker
 from cephalo_common.testing import running
 from cephalo_orchestrator.app import create_app
 from cephalo_orchestrator.db.models import ServerTask, StepRun
-from cephalo_orchestrator.settings import OrchestratorSettings
 
 from ..fakes import FakeAgentGateway
 from ..flow import (
     Dispatches,
     Scenario,
+    add_targets,
+    log_texts,
     report_finished,
     report_log,
     request_deployment,
     step,
-    task_log,
     wait_for_task,
+    with_properties,
 )
-
-
-@pytest.fixture
-async def client(settings: OrchestratorSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app(settings)) as client:
-        yield client
 
 
 def rolling(name: str, step_id: str, window: int, **extra: Any) -> ScriptActionSnapshot:
     action = step(name, ["web"], body=f"echo {name}")
-    properties = {
-        **action.properties,
-        "step_id": step_id,
-        "step_name": "Roll",
-        "window_size": window,
-        **extra,
-    }
-    return action.model_copy(update={"properties": properties})
+    return with_properties(action, step_id=step_id, step_name="Roll", window_size=window, **extra)
 
 
 async def test_a_rolling_window_keeps_two_machines_in_progress_and_outputs_flow(
@@ -63,11 +49,7 @@ async def test_a_rolling_window_keeps_two_machines_in_progress_and_outputs_flow(
     fake_gateway: FakeAgentGateway,
 ) -> None:
     scenario = Scenario()
-    machines = [
-        fake_gateway.add_machine(scenario.space_id, scenario.environment_id, f"web-{i}", ["web"])
-        for i in range(1, 5)
-    ]
-    names = {m["id"]: m["name"] for m in machines}
+    names = add_targets(fake_gateway, scenario, *(f"web-{i}" for i in range(1, 5)))
     dispatches = await Dispatches.watch(nats_client, scenario.space)
     build = step("Build", ["web"])
     request = scenario.request(
@@ -133,9 +115,7 @@ async def test_after_a_failure_only_failure_and_always_steps_run(
     dispatches = await Dispatches.watch(nats_client, scenario.space)
 
     def conditional(name: str, condition: str) -> ScriptActionSnapshot:
-        action = step(name, ["web"])
-        properties = {**action.properties, "condition": condition}
-        return action.model_copy(update={"properties": properties})
+        return with_properties(step(name, ["web"]), condition=condition)
 
     request = scenario.request(
         [
@@ -163,7 +143,7 @@ async def test_after_a_failure_only_failure_and_always_steps_run(
     task = await wait_for_task(client, scenario, request.deployment_id, "Failed", "Success")
     assert task["state"] == "Failed"
     assert task["reason"] == 'Step "Deploy" failed on web-01 (exit code 3)'
-    texts = [line["text"] for line in await task_log(client, scenario, task["id"])]
+    texts = await log_texts(client, scenario, task["id"])
     assert 'Skipping step 2 "Smoke test": an earlier step failed' in texts
 
 
@@ -189,7 +169,7 @@ async def test_a_verdict_waits_until_the_log_it_announces_has_arrived(
     await report_log(broker, scenario.space, dispatch, ["two", "three"], first=2)
     task = await wait_for_task(client, scenario, request.deployment_id, "Success", "Failed")
 
-    texts = [line["text"] for line in await task_log(client, scenario, task["id"])]
+    texts = await log_texts(client, scenario, task["id"])
     finished = texts.index("Deploy on web-01 finished with exit code 0")
     assert texts.index("three") < finished
     assert task["state"] == "Success"
@@ -211,7 +191,7 @@ async def test_a_verdict_whose_log_never_arrives_is_applied_after_the_catch_up_t
         await report_finished(broker, scenario.space, dispatch, 0, last_log_sequence=2)
 
         task = await wait_for_task(client, scenario, request.deployment_id, "Success", "Failed")
-        texts = [line["text"] for line in await task_log(client, scenario, task["id"])]
+        texts = await log_texts(client, scenario, task["id"])
 
     assert task["state"] == "Success"
     assert (
@@ -225,7 +205,7 @@ async def _wait_log(
 ) -> dict[str, Any]:
     task = await wait_for_task(client, scenario, deployment_id, "Executing")
     for _ in range(200):
-        texts = [line["text"] for line in await task_log(client, scenario, task["id"])]
+        texts = await log_texts(client, scenario, task["id"])
         if text in texts:
             return await wait_for_task(client, scenario, deployment_id)
         await asyncio.sleep(0.05)

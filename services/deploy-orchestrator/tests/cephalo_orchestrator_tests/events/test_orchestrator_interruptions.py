@@ -6,7 +6,6 @@ machines query is the fake agent-gateway over real HTTP (fakes.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,37 +16,26 @@ from cephalo_common.contracts import DeploymentOptionsV1, DeploymentRequestedV1
 from cephalo_common.messaging.nats import NatsBroker
 from cephalo_common.testing import running
 from cephalo_orchestrator.app import create_app
-from cephalo_orchestrator.settings import OrchestratorSettings
 
 from ..fakes import FakeAgentGateway
 from ..flow import (
     Dispatches,
     Scenario,
+    add_targets,
     identity,
+    log_texts,
     report_finished,
     request_deployment,
     step,
-    task_log,
     wait_for_task,
+    with_properties,
 )
 
 GUIDED = DeploymentOptionsV1(use_guided_failure=True)
 
 
-@pytest.fixture
-async def client(settings: OrchestratorSettings) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(create_app(settings)) as client:
-        yield client
-
-
 def three_targets(scenario: Scenario, fake_gateway: FakeAgentGateway) -> dict[str, str]:
-    names = {}
-    for name in ("web-01", "web-02", "web-03"):
-        machine = fake_gateway.add_machine(
-            scenario.space_id, scenario.environment_id, name, ["web"]
-        )
-        names[machine["id"]] = name
-    return names
+    return add_targets(fake_gateway, scenario, "web-01", "web-02", "web-03")
 
 
 async def pending_interruption(
@@ -126,7 +114,7 @@ async def test_guided_failure_pauses_and_each_choice_does_what_it_says(
     assert done["state"] == state
     if state == "Failed":
         assert done["reason"] == 'Step "Deploy" failed on web-02 (exit code 1)'
-    texts = [line["text"] for line in await task_log(client, scenario, task["id"])]
+    texts = await log_texts(client, scenario, task["id"])
     audit = f'alice chose {choice} for "{interruption["title"]}": seen it'
     assert audit in texts
     await dispatches.expect_none(0.3)
@@ -141,10 +129,7 @@ async def test_a_required_step_offers_only_fail_and_retry(
     scenario = Scenario()
     names = three_targets(scenario, fake_gateway)
     dispatches = await Dispatches.watch(nats_client, scenario.space)
-    required = step("Deploy", ["web"])
-    required = required.model_copy(
-        update={"properties": {**required.properties, "is_required": True}}
-    )
+    required = with_properties(step("Deploy", ["web"]), is_required=True)
     request = scenario.request([required], options=GUIDED)
     task, interruption = await fail_on_web02(client, broker, dispatches, scenario, request, names)
     url = f"{scenario.tasks_url()}/{task['id']}/interruptions/{interruption['id']}"

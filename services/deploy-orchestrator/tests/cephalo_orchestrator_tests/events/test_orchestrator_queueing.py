@@ -4,10 +4,9 @@ per project and environment, and several orchestrator instances sharing the work
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from nats.aio.client import Client
 
@@ -37,17 +36,6 @@ from ..flow import (
     step,
     wait_for_task,
 )
-
-
-@pytest.fixture
-async def app(settings: OrchestratorSettings) -> FastAPI:
-    return create_app(settings)
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(app) as client:
-        yield client
 
 
 async def test_a_deployment_requested_twice_gets_one_task(

@@ -14,8 +14,6 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
-import re
-import stat
 import struct
 import tarfile
 import zipfile
@@ -26,6 +24,7 @@ from typing import BinaryIO
 from xml.etree import ElementTree
 
 from cephalo_common.packages import TAR_EXTENSIONS, ZIP_EXTENSIONS
+from cephalo_common.packages.archive_rules import unsafe_tar_member, unsafe_zip_entry
 
 EOCD_SIGNATURE = b"PK\x05\x06"
 ZIP64_LOCATOR_SIGNATURE = b"PK\x06\x07"
@@ -45,7 +44,6 @@ TAR_METADATA_TYPES = frozenset(
         tarfile.GNUTYPE_LONGLINK,
     }
 )
-_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 class ArchiveRejected(Exception):
@@ -77,21 +75,6 @@ def inspect_archive(path: Path, extension: str, limits: ArchiveLimits) -> Archiv
     if extension in TAR_EXTENSIONS:
         return inspect_tar(path, extension, limits)
     raise ArchiveRejected(f"{extension} archives cannot be inspected")
-
-
-def unsafe_name(name: str) -> str | None:
-    """Why an entry name could write outside the extraction folder, or None if it cannot."""
-    if not name:
-        return "an entry has an empty name"
-    if any(ord(character) < 32 or ord(character) == 127 for character in name):
-        return f"entry {name!r} has a control character in its name"
-    if name[0] in "/\\":
-        return f"entry {name!r} has an absolute path"
-    if _DRIVE.match(name):
-        return f"entry {name!r} names a drive"
-    if ".." in re.split(r"[\\/]", name):
-        return f"entry {name!r} climbs out of the folder (..)"
-    return None
 
 
 class _Budget:
@@ -195,19 +178,9 @@ def _zip64_shape(handle: BinaryIO, eocd_offset: int) -> tuple[int, int]:
 
 
 def _check_zip_entry(info: zipfile.ZipInfo) -> None:
-    name = info.orig_filename
-    reason = unsafe_name(name)
+    reason = unsafe_zip_entry(info)
     if reason is not None:
         raise ArchiveRejected(reason)
-    if info.flag_bits & 0x1:
-        raise ArchiveRejected(f"entry {name!r} is encrypted")
-    mode = info.external_attr >> 16
-    if info.create_system == 3 and mode:
-        kind = stat.S_IFMT(mode)
-        if stat.S_ISLNK(mode):
-            raise ArchiveRejected(f"entry {name!r} is a symbolic link")
-        if kind and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            raise ArchiveRejected(f"entry {name!r} is a device, FIFO or socket")
 
 
 def _check_no_overlap(infos: list[zipfile.ZipInfo], directory_start: int) -> None:
@@ -311,17 +284,6 @@ def _decompressor(raw: BinaryIO, extension: str) -> io.BufferedIOBase | BinaryIO
 
 
 def _check_tar_member(member: tarfile.TarInfo) -> None:
-    name = member.name
-    reason = unsafe_name(name)
+    reason = unsafe_tar_member(member)
     if reason is not None:
         raise ArchiveRejected(reason)
-    if member.issym():
-        raise ArchiveRejected(f"entry {name!r} is a symbolic link")
-    if member.islnk():
-        raise ArchiveRejected(f"entry {name!r} is a hard link")
-    if member.ischr() or member.isblk() or member.isfifo():
-        raise ArchiveRejected(f"entry {name!r} is a device or FIFO")
-    if member.issparse():
-        raise ArchiveRejected(f"entry {name!r} is a sparse file")
-    if not (member.isreg() or member.isdir()):
-        raise ArchiveRejected(f"entry {name!r} has an unsupported type")

@@ -92,6 +92,18 @@ class PackageProperties(WriteModel):
     package_reference: ReferenceName = ""
     custom_installation_directory: str | None = Field(None, min_length=1, max_length=1000)
     skip_if_already_installed: bool = False
+    substitute_in_files_targets: str | None = Field(
+        None, max_length=10_000, description="Globs (one a line) whose `#{…}` are substituted."
+    )
+    structured_variables_targets: str | None = Field(
+        None,
+        max_length=10_000,
+        description="Globs (one a line) of JSON, YAML, .properties and .env files whose keys "
+        "are replaced by variables of the same name (`Logging:LogLevel:Default`).",
+    )
+    retention_keep: int | None = Field(
+        None, ge=1, le=1000, description="Successful installations kept on each target."
+    )
 
 
 class ManualProperties(WriteModel):

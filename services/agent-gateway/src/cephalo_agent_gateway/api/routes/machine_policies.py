@@ -5,6 +5,7 @@ import uuid
 from fastapi import APIRouter, Response
 
 from cephalo_agent_gateway.deps import ReposDep
+from cephalo_agent_gateway.domain.health_schedule import HealthCheckSchedule
 from cephalo_agent_gateway.domain.machine_policies import (
     HealthCheckType,
     PolicyFields,
@@ -22,6 +23,7 @@ router = APIRouter(prefix="/api/v1/spaces/{space_id}/machine-policies", tags=["m
 def _fields(body: MachinePolicyWrite) -> PolicyFields:
     values = body.model_dump()
     values["health_check_type"] = HealthCheckType(body.health_check_type)
+    values["health_check_schedule"] = HealthCheckSchedule(body.health_check_schedule)
     return PolicyFields(**values)
 
 

@@ -7,7 +7,13 @@ from fastapi import APIRouter, Response
 from cephalo_agent_gateway.api.rendering import render_worker
 from cephalo_agent_gateway.deps import GatewayDep, ReposDep
 from cephalo_agent_gateway.domain.machines import find_workers
-from cephalo_agent_gateway.domain.worker_pools import create_pool, delete_pool, get_pool, list_pools
+from cephalo_agent_gateway.domain.worker_pools import (
+    create_pool,
+    delete_pool,
+    get_pool,
+    list_pools,
+    select_worker,
+)
 from cephalo_agent_gateway.schemas.infrastructure import WorkerPool, WorkerPoolCreate
 from cephalo_agent_gateway.schemas.machines import Worker
 
@@ -38,6 +44,14 @@ async def workers(
     pool = await get_pool(repos, space_id, pool_id)
     found = await find_workers(repos, space_id, worker_pool_id=pool.id)
     return [render_worker(worker, gateway) for worker in found]
+
+
+@router.get("/{pool_id}/next-worker")
+async def next_worker(
+    space_id: uuid.UUID, pool_id: uuid.UUID, repos: ReposDep, gateway: GatewayDep
+) -> Worker:
+    """The worker a step on this pool should run on: healthy, least busy (409 if none)."""
+    return render_worker(await select_worker(repos, space_id, pool_id), gateway)
 
 
 @router.delete("/{pool_id}", status_code=204)

@@ -1,7 +1,7 @@
 """ssh targets
 
 Revision ID: dc75a70f4f0c
-Revises: c67107a5c1a5
+Revises: a7d81669b84e
 Create Date: 2026-11-22 03:44:29.433146
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = 'dc75a70f4f0c'
-down_revision: str | None = 'c67107a5c1a5'
+down_revision: str | None = 'a7d81669b84e'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
