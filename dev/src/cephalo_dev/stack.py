@@ -91,6 +91,16 @@ class Stack:
         return path
 
     @property
+    def ssh_account_key_file(self) -> Path:
+        """agent-gateway's key for SSH accounts (state dir, 0600, kept across restarts)."""
+        path = self.state_dir / "ssh-account-key"
+        if not path.exists():
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(base64.b64encode(secrets.token_bytes(32)).decode())
+        return path
+
+    @property
     def auth_headers(self) -> dict[str, str]:
         return {"X-Cephalo-Api-Key": self.api_key}
 
@@ -120,6 +130,7 @@ class Stack:
             "PUBLIC_POLLING_ENDPOINT": f"wss://127.0.0.1:{self.ports.polling}/poll",
             "BOOTSTRAP_API_KEY": self.api_key,
             "MASTER_KEY_FILE": str(self.master_key_file),
+            "SSH_ACCOUNT_KEY_FILE": str(self.ssh_account_key_file),
         }
         env = {key: value for key, value in os.environ.items() if not key.startswith("CEPHALO_")}
         env.update({prefix + key: value for key, value in values.items()})

@@ -17,3 +17,4 @@ from cephalo_agent_gateway.testing.fixtures import (  # noqa: F401 - pytest find
     served,
     space,
 )
+from cephalo_agent_gateway.testing.sshd import client_key, package_server, sshd  # noqa: F401

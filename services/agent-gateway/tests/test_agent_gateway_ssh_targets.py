@@ -15,14 +15,8 @@ import hashlib
 import io
 import json
 import os
-import shutil
-import subprocess
-import threading
 import zipfile
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncssh
@@ -46,76 +40,12 @@ from cephalo_agent_gateway.domain.ssh_targets import (
     runner_bundle,
 )
 from cephalo_agent_gateway.domain.step_actions import StepResults
+from cephalo_agent_gateway.testing.sshd import Sshd
 from cephalo_common.agent_protocol import LogSource, ProcessOutput
 from cephalo_common.contracts import PackageAcquisitionV1, StepDispatchV1
 from cephalo_common.embedded import free_port
 
-SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 SECRET = "ssh-Pa55-w0rd-42"
-
-
-def _write_key(path: Path, key: asyncssh.SSHKey) -> None:
-    key.write_private_key(str(path))
-    path.chmod(0o600)
-
-
-@dataclass
-class Sshd:
-    port: int
-    directory: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self, host_key: Path) -> None:
-        config = self.directory / "sshd_config"
-        config.write_text(
-            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
-            f"PidFile {self.directory}/sshd.pid\n"
-            f"AuthorizedKeysFile {self.directory}/authorized_keys\n"
-            "UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-            "PermitRootLogin prohibit-password\nStrictModes no\nMaxStartups 100:30:200\n"
-            "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
-        )
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        self.process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)])
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
-async def _listening(port: int) -> None:
-    async with asyncio.timeout(20):
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            return
-
-
-@pytest.fixture
-def client_key(tmp_path: Path) -> asyncssh.SSHKey:
-    return asyncssh.generate_private_key("ssh-ed25519")
-
-
-@pytest.fixture
-async def sshd(tmp_path: Path, client_key: asyncssh.SSHKey) -> AsyncIterator[Sshd]:
-    if not os.path.exists(SSHD):
-        pytest.fail("sshd is missing: `make test` installs openssh-server")
-    directory = tmp_path / "sshd"
-    directory.mkdir()
-    (directory / "authorized_keys").write_bytes(client_key.export_public_key("openssh"))
-    host_key = directory / "host_ed25519"
-    _write_key(host_key, asyncssh.generate_private_key("ssh-ed25519"))
-    server = Sshd(free_port(), directory)
-    server.start(host_key)
-    await _listening(server.port)
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -215,11 +145,7 @@ async def test_a_changed_host_key_refuses_the_connection_and_is_audited(
     runner = SshStepRunner(connections)
     assert (await runner.health(endpoint)).healthy
     await connections.aclose()
-    sshd.stop()
-    replaced = sshd.directory / "host_ed25519_new"
-    _write_key(replaced, asyncssh.generate_private_key("ssh-ed25519"))
-    sshd.start(replaced)
-    await _listening(sshd.port)
+    await sshd.restart_with_new_host_key()
     with pytest.raises(HostKeyChanged) as refused:
         await runner.run_action(endpoint, "after-change", SCRIPT_ACTION, Collected())
     new_key = await capture_host_key("127.0.0.1", sshd.port)
@@ -354,20 +280,6 @@ def test_host_key_checking_is_never_disabled_anywhere_in_the_repository() -> Non
         if needle in text:
             offenders.append(str(path.relative_to(root)))
     assert offenders == []
-
-
-@pytest.fixture
-def package_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """Serves a directory over HTTP on 127.0.0.1, as the feed's signed URLs are served."""
-    root = tmp_path / "served"
-    root.mkdir()
-    handler = partial(SimpleHTTPRequestHandler, directory=str(root))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", root
-    server.shutdown()
-    server.server_close()
 
 
 async def test_a_package_is_deployed_over_ssh_from_dispatch_to_step_finished(

@@ -16,6 +16,8 @@ from cephalo_agent_gateway.domain.health import (
     HealthSettings,
 )
 from cephalo_agent_gateway.domain.script_runs import RunSettings, ScriptRunDriver
+from cephalo_agent_gateway.domain.ssh_service import SshTargets, account_cipher
+from cephalo_agent_gateway.domain.ssh_targets import SshSettings
 from cephalo_agent_gateway.domain.supervisor import ScriptRunSupervisor, SupervisorSettings
 from cephalo_agent_gateway.events.contracts import (
     TARGET_DELETED,
@@ -54,6 +56,7 @@ class Gateway:
     supervisor: ScriptRunSupervisor
     health: HealthMonitor
     release_service: ReleaseServiceClient
+    ssh: SshTargets
 
     def machine_changed(self, machine_id: uuid.UUID) -> None:
         """Forget what is cached about the machine (endpoint, client, capabilities)."""
@@ -131,6 +134,16 @@ def build_gateway(runtime: Runtime, settings: AgentGatewaySettings) -> Gateway:
         ),
     )
     directory = MachineDirectory(sessionmaker)
+    ssh = SshTargets(
+        sessionmaker,
+        account_cipher(settings.ssh_account_key_text()),
+        SshSettings(
+            max_concurrent=settings.ssh_max_concurrent_sessions,
+            connect_timeout_seconds=settings.ssh_connect_timeout_seconds,
+            remote_base=settings.ssh_remote_base,
+            python=settings.ssh_python,
+        ),
+    )
     transport = AgentTransport(
         directory, connections, route, listening, probe_seconds=settings.route_probe_seconds
     )
@@ -143,6 +156,7 @@ def build_gateway(runtime: Runtime, settings: AgentGatewaySettings) -> Gateway:
             capabilities_cache_seconds=settings.capabilities_cache_seconds,
             isolation_mutex_timeout_seconds=settings.script_isolation_mutex_timeout_seconds,
         ),
+        ssh,
     )
     supervisor = ScriptRunSupervisor(
         sessionmaker,
@@ -156,7 +170,7 @@ def build_gateway(runtime: Runtime, settings: AgentGatewaySettings) -> Gateway:
     )
     health = HealthMonitor(
         sessionmaker,
-        HealthChecker(transport),
+        HealthChecker(transport, ssh),
         HealthSettings(
             scan_seconds=settings.health_scan_seconds,
             max_concurrency=settings.health_max_concurrency,
@@ -179,6 +193,7 @@ def build_gateway(runtime: Runtime, settings: AgentGatewaySettings) -> Gateway:
         release_service=ReleaseServiceClient(
             settings.release_service_url, timeout_seconds=settings.release_service_timeout_seconds
         ),
+        ssh=ssh,
     )
 
 
@@ -218,6 +233,7 @@ async def stop_gateway(runtime: Runtime) -> None:
     await gateway.bus.close()
     await gateway.listening.aclose()
     await gateway.release_service.aclose()
+    await gateway.ssh.aclose()
 
 
 async def _announce_connections(gateway: Gateway) -> None:

@@ -10,7 +10,7 @@ import os
 import socket
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from cephalo_common.agent_protocol import POLLING_PATH
 from cephalo_common.settings import ServiceSettings, service_config
@@ -131,6 +131,34 @@ class AgentGatewaySettings(ServiceSettings):
     max_pending_registrations_per_space: int = Field(
         1000, ge=1, description="Unapproved agents remembered per space (oldest are dropped)."
     )
+    ssh_account_key: SecretStr | None = Field(
+        None,
+        description="Base64 of 32 random bytes: seals SSH accounts (AES-256-GCM). Needed to "
+        "register SSH targets and run steps on them; keep it stable across replicas.",
+    )
+    ssh_account_key_file: Path | None = Field(
+        None, description="A file holding the SSH account key (used when the key is not set)."
+    )
+    ssh_max_concurrent_sessions: int = Field(
+        50, ge=1, description="SSH sessions (steps, health checks) open at once in this replica."
+    )
+    ssh_connect_timeout_seconds: float = Field(
+        15.0, gt=0, description="SSH targets: TCP + handshake timeout, and the host key capture."
+    )
+    ssh_remote_base: str = Field(
+        ".cephalo",
+        min_length=1,
+        description="Where on an SSH target the runner and work files live (relative: home).",
+    )
+    ssh_python: str = Field("python3", min_length=1, description="The Python on SSH targets.")
+
+    def ssh_account_key_text(self) -> str | None:
+        """The configured SSH account key, from the setting or its file; None when neither."""
+        if self.ssh_account_key is not None:
+            return self.ssh_account_key.get_secret_value().strip()
+        if self.ssh_account_key_file is not None:
+            return self.ssh_account_key_file.read_text().strip()
+        return None
 
     @model_validator(mode="after")
     def _derive_polling_endpoint(self) -> AgentGatewaySettings:

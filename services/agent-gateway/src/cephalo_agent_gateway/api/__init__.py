@@ -5,11 +5,13 @@ from cephalo_agent_gateway.api.routes import (
     machines,
     script_runs,
     server,
+    ssh_targets,
     worker_pools,
     workers,
 )
 
 routers = [
+    ssh_targets.router,  # before machines: POST /ssh is not a machine id
     machines.router,
     workers.router,
     worker_pools.router,

@@ -10,8 +10,10 @@ from sqlalchemy import (
     Boolean,
     Computed,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -188,3 +190,39 @@ class ScriptRun(TimestampMixin, Base):
     # The replica driving the run, and until when its claim holds (renewed while alive).
     driver: Mapped[str | None] = mapped_column(String(200))
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SshEndpoint(TimestampMixin, Base):
+    """How the gateway reaches an SSH target: address, sealed account, pinned host key.
+
+    The account (password or private key) is sealed with the gateway's account key, bound
+    to the machine id; the API never returns it.
+    """
+
+    __tablename__ = "ssh_endpoints"
+
+    machine_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey(f"{SCHEMA}.machines.id", ondelete="CASCADE"), primary_key=True
+    )
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    username: Mapped[str] = mapped_column(String(200))
+    auth: Mapped[str] = mapped_column(String(20))  # password | private_key
+    sealed_account: Mapped[bytes] = mapped_column(LargeBinary)
+    host_key: Mapped[str] = mapped_column(Text)
+    host_key_fingerprint: Mapped[str] = mapped_column(String(100))
+    host_key_pinned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SshHostKeyEvent(IdMixin, TimestampMixin, Base):
+    """The audit trail of an SSH target's host key: pinned, refused (changed), re-pinned."""
+
+    __tablename__ = "ssh_host_key_events"
+    __table_args__ = (Index("ix_ssh_host_key_events__machine_created", "machine_id", "created_at"),)
+
+    space_id: Mapped[uuid.UUID] = mapped_column()
+    machine_id: Mapped[uuid.UUID] = mapped_column()
+    action: Mapped[str] = mapped_column(String(20))  # Pinned | Refused | Repinned
+    pinned_fingerprint: Mapped[str | None] = mapped_column(String(100))
+    presented_fingerprint: Mapped[str | None] = mapped_column(String(100))
+    presented_key: Mapped[str | None] = mapped_column(Text)

@@ -18,6 +18,7 @@ from cephalo_agent_gateway.db.models import (
     MachinePolicy,
     PendingRegistration,
     ScriptRun,
+    SshHostKeyEvent,
     WorkerPool,
 )
 from cephalo_common.db.repository import RepositoryBase
@@ -27,6 +28,7 @@ from cephalo_common.ids import uuid7
 COMPLETE = "Complete"
 TARGET = "target"
 WORKER = "worker"
+SSH = "ssh"  # the mode of SSH targets: no agent, no certificate
 
 
 class MachineRepository(RepositoryBase[Machine]):
@@ -128,7 +130,9 @@ class MachineRepository(RepositoryBase[Machine]):
 
     async def certificates_since(self, since: datetime | None) -> list[tuple[str, str, datetime]]:
         """Certificates of machines created since `since` (all when None): the trust store."""
-        statement = select(Machine.certificate_pem, Machine.thumbprint, Machine.created_at)
+        statement = select(Machine.certificate_pem, Machine.thumbprint, Machine.created_at).where(
+            Machine.mode != SSH
+        )
         if since is not None:
             statement = statement.where(Machine.created_at >= since)
         rows = (await self.session.execute(statement.order_by(Machine.created_at))).all()
@@ -522,6 +526,20 @@ class ScriptRunRepository:
         return (await self.session.execute(statement)).first() is not None
 
 
+class SshRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def host_key_events(self, machine_id: uuid.UUID, limit: int) -> Sequence[SshHostKeyEvent]:
+        statement = (
+            select(SshHostKeyEvent)
+            .where(SshHostKeyEvent.machine_id == machine_id)
+            .order_by(SshHostKeyEvent.created_at.desc(), SshHostKeyEvent.id.desc())
+            .limit(limit)
+        )
+        return (await self.session.execute(statement)).scalars().all()
+
+
 class Repositories:
     """Every repository of this service over one session (one unit of work)."""
 
@@ -533,3 +551,4 @@ class Repositories:
         self.worker_pools = WorkerPoolRepository(session)
         self.machine_policies = MachinePolicyRepository(session)
         self.health_checks = HealthCheckRepository(session)
+        self.ssh = SshRepository(session)

@@ -12,6 +12,10 @@ them concurrently (at most `max_concurrency` at once, each bounded by its policy
 and records each result with its history; a changed status is announced as
 `target.health-changed` in the same transaction. The next check is scheduled from the
 policy's interval or cron expression (`health_schedule`), on the monitor's clock.
+
+SSH targets are checked over SSH: reachable with the pinned host key and the account, and a
+Python the runner can use → Healthy; otherwise Unavailable with the reason. (A policy's
+health check script is not run on them yet.)
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cephalo_agent_gateway.db.models import HealthCheck, Machine, MachinePolicy
-from cephalo_agent_gateway.db.repositories import Repositories
+from cephalo_agent_gateway.db.repositories import SSH, Repositories
 from cephalo_agent_gateway.domain.health_schedule import next_check_at
 from cephalo_agent_gateway.domain.machine_policies import (
     HealthCheckType,
@@ -35,6 +39,7 @@ from cephalo_agent_gateway.domain.machine_policies import (
     schedule_of,
 )
 from cephalo_agent_gateway.domain.scripts import RemoteCallFailed, ScriptClient
+from cephalo_agent_gateway.domain.ssh_service import SshTargets
 from cephalo_agent_gateway.domain.transport import Transport, TransportError, TrustRefused
 from cephalo_agent_gateway.events import publish
 from cephalo_agent_gateway.events.contracts import TargetHealthChangedV1
@@ -74,8 +79,9 @@ class HealthResult:
 class HealthChecker:
     """Runs one machine's check as its policy says; never raises for a sick machine."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, ssh: SshTargets | None = None) -> None:
         self._transport = transport
+        self._ssh = ssh
 
     async def check(self, machine: Machine, policy: MachinePolicy) -> HealthResult:
         loop = asyncio.get_running_loop()
@@ -84,6 +90,8 @@ class HealthChecker:
         return HealthResult(status, message, int((loop.time() - began) * 1000))
 
     async def _check(self, machine: Machine, policy: MachinePolicy) -> tuple[HealthStatus, str]:
+        if machine.mode == SSH:
+            return await self._check_ssh(machine, policy)
         client = ScriptClient(self._transport, machine.id)
         timeout = float(policy.health_check_timeout_seconds)
         deadline = asyncio.get_running_loop().time() + timeout
@@ -101,6 +109,19 @@ class HealthChecker:
             return HealthStatus.HEALTHY, f"Connected: {summary}"
         remaining = deadline - asyncio.get_running_loop().time()
         return await self._run_script(client, machine, policy, remaining)
+
+    async def _check_ssh(self, machine: Machine, policy: MachinePolicy) -> tuple[HealthStatus, str]:
+        if self._ssh is None:
+            return HealthStatus.UNAVAILABLE, "SSH targets are not set up on this gateway"
+        timeout = float(policy.health_check_timeout_seconds)
+        try:
+            async with asyncio.timeout(timeout):
+                health = await self._ssh.health(machine)
+        except TimeoutError:
+            return HealthStatus.UNAVAILABLE, f"no answer over SSH within {timeout:g} s"
+        if health.healthy:
+            return HealthStatus.HEALTHY, f"Connected over SSH: {health.message}"
+        return HealthStatus.UNAVAILABLE, health.message
 
     async def _run_script(
         self, client: ScriptClient, machine: Machine, policy: MachinePolicy, timeout: float

@@ -12,12 +12,17 @@ cursor (the agent keeps its journal after completing), and they are written toge
 
 Deployment steps on a target run with `FullIsolation` (one at a time per target, through the
 agent's named mutex); scripts on workers do not wait for each other.
+
+SSH targets have no agent to resume from: their step runs in one SSH session
+(`run_ssh_step`), its log numbered and written to the outbox as it arrives. A run found
+Running after a crash finishes with an error saying its outcome is unknown, never re-run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import uuid
 from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,8 +32,11 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cephalo_agent_gateway.db.models import Machine, ScriptRun
-from cephalo_agent_gateway.db.repositories import TARGET, Repositories
+from cephalo_agent_gateway.db.repositories import SSH, TARGET, Repositories
 from cephalo_agent_gateway.domain.scripts import RemoteCallFailed, ScriptClient
+from cephalo_agent_gateway.domain.ssh_service import SshTargets
+from cephalo_agent_gateway.domain.ssh_steps import run_ssh_step
+from cephalo_agent_gateway.domain.ssh_targets import SshEndpoint, SshUnavailable
 from cephalo_agent_gateway.domain.step_actions import (
     ActionNotSupported,
     ScriptPlan,
@@ -239,6 +247,26 @@ async def _unless_cancelled(awaitable: Awaitable[T], cancel: asyncio.Event) -> T
     return work.result()
 
 
+async def _take(lock: asyncio.Lock, cancel: asyncio.Event, seconds: float) -> bool:
+    """Acquire `lock` within `seconds`: False on timeout, `Cancelled` if `cancel` is set first.
+    However this ends, the lock is either held by the caller (True) or not taken at all."""
+    take = asyncio.ensure_future(lock.acquire())
+    stop = asyncio.ensure_future(cancel.wait())
+    try:
+        await asyncio.wait({take, stop}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not take.done():
+            take.cancel()
+        elif not take.cancelled() and sys.exc_info()[0] is not None:
+            lock.release()
+    if take.cancelled() or not take.done():
+        if cancel.is_set():
+            raise Cancelled
+        return False
+    return True
+
+
 class ScriptRunDriver:
     """Drives a run to completion; `drive(ticket)` is safe to call again after any crash."""
 
@@ -247,10 +275,12 @@ class ScriptRunDriver:
         sessionmaker: async_sessionmaker[AsyncSession],
         transport: Transport,
         settings: RunSettings,
+        ssh: SshTargets | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._transport = transport
         self._settings = settings
+        self._ssh = ssh
         self.capabilities = CapabilitiesCache(settings.capabilities_cache_seconds)
         self._results: dict[str, StepResults] = {}
 
@@ -267,7 +297,11 @@ class ScriptRunDriver:
             if run.cancel_requested_at is not None:
                 cancel.set()
             try:
-                await self._attempt(run, _admit(run, machine), contact, cancel)
+                admitted = _admit(run, machine)
+                if admitted.mode == SSH:
+                    await self._attempt_ssh(run, admitted, cancel)
+                else:
+                    await self._attempt(run, admitted, contact, cancel)
                 return
             except Cancelled:
                 await self._finish(run, None, "Canceled before the script started")
@@ -345,6 +379,68 @@ class ScriptRunDriver:
         _, explanation = outcome_of(status.exit_code)
         await self._finish(run, status.exit_code, explanation, tail)
 
+    async def _attempt_ssh(self, run: ScriptRun, machine: Machine, cancel: asyncio.Event) -> None:
+        """Open the session, run the step through the pushed runner, finish with its verdict."""
+        if self._ssh is None:
+            raise RunRefused(f"Machine {machine.name} is an SSH target; SSH is not set up here")
+        if run.state != ProcessState.PENDING:
+            await self._finish(
+                run,
+                None,
+                f"Machine {machine.name}: the gateway stopped while the step ran over SSH; "
+                "its outcome is unknown",
+            )
+            return
+        if cancel.is_set():
+            raise Cancelled
+        dispatch = StepDispatchV1.model_validate(run.dispatch)
+        try:
+            endpoint = await self._ssh.endpoint(machine)
+        except SshUnavailable as error:
+            raise RunRefused(str(error)) from None
+        isolation = self._ssh.isolation(machine.id)
+        if not await _take(isolation, cancel, self._settings.isolation_mutex_timeout_seconds):
+            code = ExitCodes.ISOLATION_TIMEOUT
+            await self._finish(run, code, outcome_of(code)[1])
+            return
+        try:
+            await self._run_ssh(self._ssh, run, dispatch, endpoint, cancel)
+        finally:
+            isolation.release()
+
+    async def _run_ssh(
+        self,
+        ssh: SshTargets,
+        run: ScriptRun,
+        dispatch: StepDispatchV1,
+        endpoint: SshEndpoint,
+        cancel: asyncio.Event,
+    ) -> None:
+        await self._mark_running(run)
+
+        async def publish_lines(lines: list[ProcessOutput]) -> None:
+            if lines:
+                async with unit_of_work(self._sessionmaker) as session:
+                    self._publish_lines(session, run, lines)
+                    await self._advance(Repositories(session), run, lines)
+
+        step = run_ssh_step(
+            ssh.runner,
+            endpoint,
+            dispatch,
+            publish_lines,
+            timeout_seconds=dispatch.timeout_seconds,
+        )
+        try:
+            finished = await _unless_cancelled(step, cancel)
+        except Cancelled:
+            await self._finish(run, None, "Canceled: the SSH session was closed")
+            return
+        _, explanation = outcome_of(finished.exit_code)
+        await self._finish(
+            run, finished.exit_code, finished.error or explanation, gathered=finished
+        )
+
     def _command(
         self, dispatch: StepDispatchV1, plan: ScriptPlan, machine: Machine
     ) -> StartScriptCommand:
@@ -417,13 +513,21 @@ class ScriptRunDriver:
         exit_code: int | None,
         error: str | None,
         tail: Sequence[ProcessOutput] = (),
+        gathered: StepFinishedV1 | None = None,
     ) -> None:
         """Publish the last lines, mark the run Complete and announce `step.finished`, once,
-        in one transaction."""
+        in one transaction. `gathered` carries results collected elsewhere (an SSH step
+        gathers its own)."""
         outcome, _ = outcome_of(exit_code)
         if exit_code is None and error is not None and error.startswith("Canceled"):
             outcome = Outcome.CANCELED
         results = self._results.pop(run.ticket, None) or StepResults()
+        if gathered is not None:
+            results = StepResults(
+                output_variables=dict(gathered.output_variables),
+                sensitive=set(gathered.sensitive_output_variables),
+                artifacts={str(i): artifact for i, artifact in enumerate(gathered.artifacts)},
+            )
         fresh = results.absorb(_after(run.last_log_sequence, tail))
         async with unit_of_work(self._sessionmaker) as session:
             repos = Repositories(session)

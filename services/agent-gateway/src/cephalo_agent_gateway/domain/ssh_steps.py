@@ -16,7 +16,7 @@ import asyncssh
 
 from cephalo_agent_gateway.domain.ssh_targets import SshEndpoint, SshStepRunner, SshUnavailable
 from cephalo_agent_gateway.domain.step_actions import StepResults, action_spec
-from cephalo_common.agent_protocol import LogSource, ProcessOutput
+from cephalo_common.agent_protocol import ExitCodes, LogSource, ProcessOutput
 from cephalo_common.contracts import StepDispatchV1, StepFinishedV1
 from cephalo_common.ids import utc_now
 
@@ -44,7 +44,10 @@ async def run_ssh_step(
     dispatch: StepDispatchV1,
     publish: Publish,
     flush_seconds: float = 0.5,
+    timeout_seconds: float | None = None,
 ) -> StepFinishedV1:
+    """The step's `step.finished`; past `timeout_seconds` its session is closed and it
+    finishes with the agent's TimedOut exit code."""
     log = _Log()
     results = StepResults()
     action = {**action_spec(dispatch), "variables": dispatch.variables}
@@ -63,12 +66,17 @@ async def run_ssh_step(
             await flush()
 
     flusher = asyncio.create_task(flush_periodically())
+    deadline = asyncio.timeout(timeout_seconds or None)
     try:
-        exit_code = await runner.run_action(endpoint, dispatch.ticket, action, log)
+        async with deadline:
+            exit_code = await runner.run_action(endpoint, dispatch.ticket, action, log)
     except SshUnavailable as refused:
         error = str(refused)
-    except (OSError, asyncssh.Error) as lost:
-        error = f"SSH target {endpoint.name}: the connection was lost ({lost}); outcome unknown"
+    except (OSError, asyncssh.Error) as lost:  # TimeoutError is an OSError
+        if deadline.expired():
+            exit_code = ExitCodes.TIMED_OUT
+        else:
+            error = f"SSH target {endpoint.name}: the connection was lost ({lost}); outcome unknown"
     finally:
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):

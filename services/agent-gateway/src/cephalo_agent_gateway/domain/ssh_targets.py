@@ -51,6 +51,7 @@ class SshEndpoint:
     port: int
     account: SshAccount
     host_key: str  # the pinned key, OpenSSH public key format
+    machine_id: str | None = None  # the registered machine, for the audit trail
 
     @property
     def pool_key(self) -> tuple[str, int, str, str]:
@@ -81,6 +82,26 @@ HostKeyListener = Callable[[SshEndpoint, str], Awaitable[None]]
 
 def fingerprint(public_key: str) -> str:
     return str(asyncssh.import_public_key(public_key).get_fingerprint("sha256"))
+
+
+def same_fingerprint(given: str, actual: str) -> bool:
+    """`SHA256:abc…` as OpenSSH prints it; the prefix and the base64 padding are optional."""
+
+    def bare(value: str) -> str:
+        value = value.strip()
+        if value[:7].upper() == "SHA256:":
+            value = value[7:]
+        return value.rstrip("=")
+
+    return bool(bare(given)) and bare(given) == bare(actual)
+
+
+def check_private_key(private_key: str, passphrase: str | None) -> None:
+    """Raise ValueError when the key does not parse (or the passphrase does not open it)."""
+    try:
+        asyncssh.import_private_key(private_key, passphrase)
+    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as error:
+        raise ValueError(f"the private key cannot be read: {error}") from None
 
 
 async def capture_host_key(host: str, port: int, timeout: float = 15.0) -> str:
@@ -226,7 +247,7 @@ class SshStepRunner:
                     await handle.write(json.dumps(spec).encode())
             command = " ".join(
                 shlex.quote(part)
-                for part in (self.pool.settings.python, runner, "--action", action_path)
+                for part in (self.pool.settings.python, "-u", runner, "--action", action_path)
             )
             return await self._stream(connection, command + " --consume", on_line)
 
@@ -235,18 +256,25 @@ class SshStepRunner:
     ) -> int:
         async with asyncio.timeout(self.pool.settings.run_timeout_seconds):
             process = await connection.create_process(command, encoding="utf-8", errors="replace")
-            process.stdin.write_eof()
+            try:
+                return await self._follow(process, on_line)
+            except BaseException:
+                process.close()  # a timed-out or cancelled step gives its session back
+                raise
 
-            async def pump(reader: asyncssh.SSHReader[str], source: LogSource) -> None:
-                async for line in reader:
-                    if not line:  # EOF
-                        break
-                    on_line(source, line.rstrip("\r\n"))
+    async def _follow(self, process: asyncssh.SSHClientProcess[str], on_line: LineSink) -> int:
+        process.stdin.write_eof()
 
-            await asyncio.gather(
-                pump(process.stdout, LogSource.STDOUT), pump(process.stderr, LogSource.STDERR)
-            )
-            completed = await process.wait()
+        async def pump(reader: asyncssh.SSHReader[str], source: LogSource) -> None:
+            async for line in reader:
+                if not line:  # EOF
+                    break
+                on_line(source, line.rstrip("\r\n"))
+
+        await asyncio.gather(
+            pump(process.stdout, LogSource.STDOUT), pump(process.stderr, LogSource.STDERR)
+        )
+        completed = await process.wait()
         status = completed.exit_status
         return status if status is not None else -1
 

@@ -13,6 +13,7 @@ from cephalo_common.contracts import Contract, EventKind
 TARGET_REGISTERED = EventKind("agent", "target", "registered")
 TARGET_DELETED = EventKind("agent", "target", "deleted")
 TARGET_HEALTH_CHANGED = EventKind("agent", "target", "health-changed")
+TARGET_HOST_KEY_CHANGED = EventKind("agent", "target", "host-key-changed")
 STEP_CANCEL = EventKind("agent", "step", "cancel", command=True)
 
 
@@ -41,6 +42,19 @@ class TargetHealthChangedV1(Contract):
     status: str
     message: str
     checked_at: str
+
+
+class TargetHostKeyChangedV1(Contract):
+    """An SSH target presented a host key other than the pinned one; the connection was
+    refused (an audit event: a re-installed host, or someone in the middle)."""
+
+    machine_id: str
+    name: str
+    host: str
+    port: int
+    pinned_fingerprint: str
+    presented_fingerprint: str | None
+    occurred_at: str
 
 
 class StepCancelV1(Contract):

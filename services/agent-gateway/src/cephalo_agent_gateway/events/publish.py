@@ -9,9 +9,11 @@ from cephalo_agent_gateway.db.models import Machine, OutboxEvent, ScriptRun
 from cephalo_agent_gateway.events.contracts import (
     TARGET_DELETED,
     TARGET_HEALTH_CHANGED,
+    TARGET_HOST_KEY_CHANGED,
     TARGET_REGISTERED,
     TargetDeletedV1,
     TargetHealthChangedV1,
+    TargetHostKeyChangedV1,
     TargetRegisteredV1,
 )
 from cephalo_common.contracts import STEP_FINISHED, STEP_LOG, EventKind, StepFinishedV1, StepLogV1
@@ -54,6 +56,12 @@ def target_health_changed(
     session: AsyncSession, machine: Machine, data: TargetHealthChangedV1
 ) -> Envelope:
     return _emit_for_machine(session, machine, TARGET_HEALTH_CHANGED, data)
+
+
+def target_host_key_changed(
+    session: AsyncSession, machine: Machine, data: TargetHostKeyChangedV1
+) -> Envelope:
+    return _emit_for_machine(session, machine, TARGET_HOST_KEY_CHANGED, data)
 
 
 def _emit_for_machine(
