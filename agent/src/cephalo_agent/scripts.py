@@ -373,7 +373,7 @@ class ScriptService:
         env["CEPHALO_TICKET"] = run.ticket
         env["CEPHALO_WORK_DIR"] = str(work)
         if self.runner_home is not None:
-            env["CEPHALO_HOME"] = str(self.runner_home)
+            env.setdefault("CEPHALO_HOME", str(self.runner_home))
         return await asyncio.create_subprocess_exec(
             *argv,
             cwd=work,
