@@ -67,9 +67,9 @@ def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def stack(
     tmp_path_factory: pytest.TempPathFactory,
     new_database: Callable[[str], str],
-    nats_url: str,
+    new_nats: Callable[[str], str],
 ) -> Iterator[Stack]:
-    database_url = new_database("cli_stack")
+    database_url, nats_url = new_database("cli_stack"), new_nats("cli_stack")
     ports = Ports(*(free_port() for _ in range(6)))
     stack = Stack(tmp_path_factory.mktemp("cli-stack"), database_url, nats_url, ports)
     stack.migrate()

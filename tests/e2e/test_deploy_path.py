@@ -44,9 +44,9 @@ class _Stack(Stack):
 def stack(
     tmp_path_factory: pytest.TempPathFactory,
     new_database: Callable[[str], str],
-    nats_url: str,
+    new_nats: Callable[[str], str],
 ) -> Iterator[Stack]:
-    database_url = new_database("e2e_deploy_path")
+    database_url, nats_url = new_database("e2e_deploy_path"), new_nats("e2e_deploy_path")
     ports = Ports(*(free_port() for _ in range(6)))
     stack = _Stack(tmp_path_factory.mktemp("stack"), database_url, nats_url, ports)
     stack.migrate()
@@ -148,10 +148,10 @@ async def log_texts(api: demo.Api, outcome: demo.DeploymentOutcome, *expected: s
 
 
 async def test_a_release_deploys_to_a_polling_agent_through_the_public_api(
-    stack: Stack, agent: LocalAgent, api: demo.Api, environment_name: str, role: str, nats_url: str
+    stack: Stack, agent: LocalAgent, api: demo.Api, environment_name: str, role: str
 ) -> None:
     await wait_connected(api, agent.name)
-    async with finished_events(nats_url) as events:
+    async with finished_events(stack.nats_url) as events:
         outcome = await deploy_script(
             api,
             environment_name,

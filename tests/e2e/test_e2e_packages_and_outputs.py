@@ -35,9 +35,9 @@ SECRET = "s3cr3t-token-value"
 def stack(
     tmp_path_factory: pytest.TempPathFactory,
     new_database: Callable[[str], str],
-    nats_url: str,
+    new_nats: Callable[[str], str],
 ) -> Iterator[Stack]:
-    database_url = new_database("e2e_packages")
+    database_url, nats_url = new_database("e2e_packages"), new_nats("e2e_packages")
     ports = Ports(*(free_port() for _ in range(6)))
     stack = Stack(tmp_path_factory.mktemp("stack"), database_url, nats_url, ports)
     stack.migrate()

@@ -125,3 +125,24 @@ async def _create_database(database_url: str, database: str) -> None:
         await connection.execute(f'CREATE DATABASE "{database}"')
     finally:
         await connection.close()
+
+
+@pytest.fixture(scope="session")
+def new_nats(scratch_dir: Path) -> Iterator[Callable[[str], str]]:
+    """`new_nats("cli")` starts a NATS server of its own (once per name) and returns its URL.
+
+    A whole stack gets one beside its own database: services of two stacks on one NATS share
+    durable consumers and would take each other's messages.
+    """
+    servers: dict[str, EmbeddedNats] = {}
+
+    def start(name: str) -> str:
+        if name not in servers:
+            server = EmbeddedNats(scratch_dir / f"nats-{name}", free_port())
+            server.start()
+            servers[name] = server
+        return servers[name].url
+
+    yield start
+    for server in servers.values():
+        server.stop()
