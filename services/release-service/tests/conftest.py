@@ -25,6 +25,13 @@ TEST_MASTER_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
 
 @pytest.fixture(scope="session")
+def nats_url(new_nats: Callable[[str], str]) -> str:
+    """A NATS of its own (overrides the session's), beside the database of its own: another
+    suite's release-service on the shared NATS would take this suite's events."""
+    return new_nats("release_service_tests")
+
+
+@pytest.fixture(scope="session")
 def release_database(new_database: Callable[[str], str]) -> str:
     """A database of its own: the values sealed with TEST_MASTER_KEY stay out of other
     suites' release-service, which would refuse to start beside them."""
