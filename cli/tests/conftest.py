@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -28,7 +27,7 @@ from cephalo_cli.schemas import schema
 from cephalo_common.embedded import free_port
 from cephalo_dev.agents import LocalAgent
 from cephalo_dev.processes import stop
-from cephalo_dev.stack import Ports, Stack
+from cephalo_dev.stack import Ports, Stack, started
 
 EXECUTABLE = Path(sys.executable).with_name("cephalo")
 
@@ -71,14 +70,10 @@ def stack(
 ) -> Iterator[Stack]:
     database_url, nats_url = new_database("cli_stack"), new_nats("cli_stack")
     ports = Ports(*(free_port() for _ in range(6)))
-    stack = Stack(tmp_path_factory.mktemp("cli-stack"), database_url, nats_url, ports)
-    stack.migrate()
-    stack.start_services()
-    try:
-        asyncio.run(stack.wait_ready())
+    with started(
+        Stack(tmp_path_factory.mktemp("cli-stack"), database_url, nats_url, ports)
+    ) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="session")

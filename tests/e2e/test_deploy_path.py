@@ -25,7 +25,7 @@ from cephalo_common.messaging.envelope import Envelope
 from cephalo_dev import demo
 from cephalo_dev.agents import LocalAgent
 from cephalo_dev.processes import stop
-from cephalo_dev.stack import Ports, Stack
+from cephalo_dev.stack import Ports, Stack, started
 
 pytestmark = pytest.mark.e2e
 CANCEL_GRACE_SECONDS = 8.0
@@ -48,14 +48,8 @@ def stack(
 ) -> Iterator[Stack]:
     database_url, nats_url = new_database("e2e_deploy_path"), new_nats("e2e_deploy_path")
     ports = Ports(*(free_port() for _ in range(6)))
-    stack = _Stack(tmp_path_factory.mktemp("stack"), database_url, nats_url, ports)
-    stack.migrate()
-    stack.start_services()
-    try:
-        asyncio.run(stack.wait_ready())
+    with started(_Stack(tmp_path_factory.mktemp("stack"), database_url, nats_url, ports)) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="module")

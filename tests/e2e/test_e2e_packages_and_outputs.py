@@ -25,7 +25,7 @@ from cephalo_common.embedded import free_port
 from cephalo_dev import demo
 from cephalo_dev.agents import LocalAgent
 from cephalo_dev.processes import stop
-from cephalo_dev.stack import Ports, Stack
+from cephalo_dev.stack import Ports, Stack, started
 
 pytestmark = pytest.mark.e2e
 SECRET = "s3cr3t-token-value"
@@ -39,14 +39,8 @@ def stack(
 ) -> Iterator[Stack]:
     database_url, nats_url = new_database("e2e_packages"), new_nats("e2e_packages")
     ports = Ports(*(free_port() for _ in range(6)))
-    stack = Stack(tmp_path_factory.mktemp("stack"), database_url, nats_url, ports)
-    stack.migrate()
-    stack.start_services()
-    try:
-        asyncio.run(stack.wait_ready())
+    with started(Stack(tmp_path_factory.mktemp("stack"), database_url, nats_url, ports)) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="module")

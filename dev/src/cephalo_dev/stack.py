@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,3 +174,16 @@ async def _wait_ready(
         except httpx.TransportError:
             pass
         await asyncio.sleep(0.2)
+
+
+@contextlib.contextmanager
+def started(stack: Stack) -> Iterator[Stack]:
+    """Migrate, start every service and wait until all are ready; stop them on the way out
+    (what every test that needs the whole stack does)."""
+    stack.migrate()
+    stack.start_services()
+    try:
+        asyncio.run(stack.wait_ready())
+        yield stack
+    finally:
+        stack.stop()
