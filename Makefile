@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: run test lint bootstrap clean bench bench-feed bench-agents bench-cli system-packages
+.PHONY: run test lint supply-chain bootstrap clean bench bench-feed bench-agents bench-cli system-packages
 
 $(STAMP): uv.lock pyproject.toml */pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy libs/common/src services/*/src agent/src cli/src dev/src
+	$(MAKE) --no-print-directory supply-chain
+
+# bandit, a secrets scan and pip-audit over the lock (see dev/src/cephalo_dev/supplychain.py).
+supply-chain: $(STAMP)
+	$(BIN)/bandit -q -c pyproject.toml --severity-level medium --confidence-level medium -r libs/common/src services/*/src agent/src cli/src dev/src
+	$(BIN)/python -m cephalo_dev.supplychain secrets
+	$(BIN)/python -m cephalo_dev.supplychain audit $(BIN)/uv
 
 # SSH target tests run a real OpenSSH sshd on loopback; install it when missing (as root).
 system-packages:

@@ -38,7 +38,7 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_UNTRUSTED = 4
 
-API_KEY_HEADER = "X-Cephalo-Api-Key"
+API_KEY_HEADER = "X-Cephalo-Api-Key"  # pragma: allowlist secret
 IDENTITY_NAME = "cephalo-agent"
 MODES = ("polling", "listening")
 _THUMBPRINT = re.compile(r"[0-9A-F]{64}")

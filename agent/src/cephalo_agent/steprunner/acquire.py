@@ -83,7 +83,7 @@ def _open(package: PackageRef):  # type: ignore[no-untyped-def]
     if not package.url.startswith(("http://", "https://")):
         raise StepFailed(f"The package URL of {package.package_id} is not http(s).")
     try:
-        return urllib.request.urlopen(package.url, timeout=DOWNLOAD_TIMEOUT_SECONDS)  # noqa: S310
+        return urllib.request.urlopen(package.url, timeout=DOWNLOAD_TIMEOUT_SECONDS)  # noqa: S310  # nosec B310
     except urllib.error.HTTPError as error:
         raise StepFailed(
             f"Downloading {package.package_id} {package.version} failed: HTTP {error.code}"

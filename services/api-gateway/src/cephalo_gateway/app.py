@@ -27,7 +27,7 @@ from cephalo_gateway.upstream.scopes import ScopeResolver
 from cephalo_gateway.upstream.spaces import SpaceResolver
 
 SERVICE_NAME = "api-gateway"
-DEV_SECRET = "cephalo-dev-internal-secret"  # noqa: S105 - the default we warn about
+DEV_SECRET = "cephalo-dev-internal-secret"  # noqa: S105  # pragma: allowlist secret - the default we warn about
 log = get_logger(__name__)
 
 

@@ -25,7 +25,7 @@ from cephalo_orchestrator.settings import OrchestratorSettings
 
 SERVICE_NAME = "deploy-orchestrator"
 RUNNER_TASK_KEY = "runner_task"
-FEED_CLIENT_KEY = "package_feed_client"
+FEED_CLIENT_KEY = "package_feed_client"  # pragma: allowlist secret
 
 
 def _settings(runtime: Runtime) -> OrchestratorSettings:

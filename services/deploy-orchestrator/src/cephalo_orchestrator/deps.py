@@ -15,7 +15,7 @@ from cephalo_orchestrator.domain.planning import Limits
 from cephalo_orchestrator.domain.targets import MachineDirectory
 from cephalo_orchestrator.settings import OrchestratorSettings
 
-HTTP_CLIENT_KEY = "agent_gateway_client"
+HTTP_CLIENT_KEY = "agent_gateway_client"  # pragma: allowlist secret
 
 
 def _repositories(session: SessionDep) -> Repositories:

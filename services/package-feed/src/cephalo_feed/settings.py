@@ -12,7 +12,7 @@ from cephalo_common.settings import ServiceSettings, service_config
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
-DEV_DOWNLOAD_SECRET = "cephalo-dev-download-secret"  # noqa: S105 - the documented dev default
+DEV_DOWNLOAD_SECRET = "cephalo-dev-download-secret"  # noqa: S105  # pragma: allowlist secret - the documented dev default
 
 
 class S3Settings(BaseModel):

@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-API_KEY_PREFIX = "API-"
+API_KEY_PREFIX = "API-"  # pragma: allowlist secret
 API_KEY_BYTES = 32
 API_KEY_DISPLAY_CHARS = 8
 SCRYPT_R = 8

@@ -39,7 +39,7 @@ MIN_PASSWORD_LENGTH = 12
 
 
 class AuthMethod:
-    API_KEY = "api-key"
+    API_KEY = "api-key"  # pragma: allowlist secret
     SESSION = "session"
     ANONYMOUS = "anonymous"
     WEBHOOK = "webhook"
