@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +21,26 @@ def load_values(name: str) -> dict[str, Any]:
 
 
 def render(values: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Every manifest `helm install` would apply (hooks included), as Python objects."""
+    """Every manifest `helm install` would apply (hooks included), as Python objects (a fresh
+    copy each call; the rendering itself is done once per values set)."""
+    return json.loads(_rendered(json.dumps(values, sort_keys=True)))  # type: ignore[no-any-return]
+
+
+@cache
+def _rendered(values_json: str) -> str:
+    values = json.loads(values_json)
     chart = helm_python.Chart.load(CHART)
     chart.validate_schema(values)
     rendered = chart.render(values, name="cephalo", namespace="cephalo", is_install=True)
-    return [
-        document
-        for path, text in sorted(rendered.items())
-        if path.endswith((".yaml", ".yml"))
-        for document in yaml.safe_load_all(text)
-        if document
-    ]
+    return json.dumps(
+        [
+            document
+            for path, text in sorted(rendered.items())
+            if path.endswith((".yaml", ".yml"))
+            for document in yaml.safe_load_all(text)
+            if document
+        ]
+    )
 
 
 VARIANTS = {

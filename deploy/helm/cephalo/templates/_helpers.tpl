@@ -48,8 +48,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
+{{/* One image per service (its Dockerfile): call with (dict "root" $ "component" "api-gateway"). */}}
 {{- define "cephalo.image" -}}
-{{- printf "%s/%s:%s" .Values.image.registry .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- $image := .root.Values.image -}}
+{{- printf "%s/%s/%s:%s" $image.registry $image.repository .component (default .root.Chart.AppVersion $image.tag) -}}
 {{- end -}}
 
 {{- define "cephalo.secretName" -}}
