@@ -17,4 +17,5 @@ from helm_chart import VARIANTS, render  # noqa: E402
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
 def manifests(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
-    return render(VARIANTS[request.param]())
+    manifests: list[dict[str, Any]] = render(VARIANTS[request.param]())
+    return manifests

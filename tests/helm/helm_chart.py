@@ -23,7 +23,8 @@ def load_values(name: str) -> dict[str, Any]:
 def render(values: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Every manifest `helm install` would apply (hooks included), as Python objects (a fresh
     copy each call; the rendering itself is done once per values set)."""
-    return json.loads(_rendered(json.dumps(values, sort_keys=True)))  # type: ignore[no-any-return]
+    manifests: list[dict[str, Any]] = json.loads(_rendered(json.dumps(values, sort_keys=True)))
+    return manifests
 
 
 @cache
