@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: run test lint supply-chain bootstrap clean bench bench-feed bench-agents bench-cli system-packages
+.PHONY: run test lint supply-chain bootstrap clean bench bench-feed bench-agents bench-cli system-packages images
 
 $(STAMP): uv.lock pyproject.toml */pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,16 @@ bench-agents: $(STAMP)
 
 bench-cli: $(STAMP)
 	$(BIN)/python cli/bench/bench_cli.py
+
+# One image per service and one for the agent (needs Docker; the Helm chart pulls them).
+IMAGE_SERVICES := api-gateway release-service deploy-orchestrator package-feed agent-gateway
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: "\(.*\)"/\1/p' deploy/helm/cephalo/Chart.yaml)
+images:
+	@command -v docker >/dev/null 2>&1 || { echo "make images needs docker"; exit 1; }
+	for service in $(IMAGE_SERVICES); do \
+	  docker build -f services/$$service/Dockerfile -t cephalo/$$service:$(IMAGE_TAG) . || exit 1; \
+	done
+	docker build -f agent/Dockerfile -t cephalo/agent:$(IMAGE_TAG) .
 
 clean:
 	rm -rf $(VENV) .cephalo
