@@ -18,6 +18,8 @@ from fastapi import FastAPI
 from cephalo_common.db.migrations import upgrade
 from cephalo_common.embedded import EmbeddedNats, free_port
 from cephalo_common.testing import running, serving, wait_until_ready
+from cephalo_dev.stack import Ports, started
+from cephalo_dev.stack import Stack as DevStack
 from cephalo_feed.app import create_app as create_feed_app
 from cephalo_feed.settings import FeedSettings
 from cephalo_gateway.app import create_app
@@ -233,3 +235,19 @@ async def admin(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         base_url=stack.gateway_url, headers={"X-Cephalo-Api-Key": stack.admin_key}, timeout=30
     ) as client:
         yield client
+
+
+# The whole stack as real processes, shared by the suites that enumerate the merged OpenAPI
+# document (every service's routes must be in it): started once per session.
+
+
+@pytest.fixture(scope="session")
+def whole_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    new_database: Callable[[str], str],
+    new_nats: Callable[[str], str],
+) -> Iterator[DevStack]:
+    database_url, nats_url = new_database("gateway_whole"), new_nats("gateway_whole")
+    ports = Ports(*(free_port() for _ in range(6)))
+    with started(DevStack(tmp_path_factory.mktemp("whole"), database_url, nats_url, ports)) as s:
+        yield s
