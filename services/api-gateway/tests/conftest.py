@@ -4,6 +4,7 @@ on free loopback ports, on the session's real Postgres and NATS."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -251,3 +252,16 @@ def whole_stack(
     ports = Ports(*(free_port() for _ in range(6)))
     with started(DevStack(tmp_path_factory.mktemp("whole"), database_url, nats_url, ports)) as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def merged_openapi(whole_stack: DevStack) -> dict[str, Any]:
+    """The gateway's merged document with every service in it: a service that did not answer
+    in time on a loaded machine is named in the description, so ask again (bounded)."""
+    with httpx.Client(base_url=whole_stack.gateway_url, timeout=60) as client:
+        for _ in range(20):
+            document: dict[str, Any] = client.get("/api/openapi.json").json()
+            if "Not included" not in document["info"].get("description", ""):
+                return document
+            time.sleep(1)
+    raise AssertionError(document["info"]["description"])
