@@ -4,6 +4,7 @@ on free loopback ports, on the session's real Postgres and NATS."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from fastapi import FastAPI
 from cephalo_common.db.migrations import upgrade
 from cephalo_common.embedded import EmbeddedNats, free_port
 from cephalo_common.testing import running, serving, wait_until_ready
+from cephalo_dev.stack import Ports, started
+from cephalo_dev.stack import Stack as DevStack
 from cephalo_feed.app import create_app as create_feed_app
 from cephalo_feed.settings import FeedSettings
 from cephalo_gateway.app import create_app
@@ -233,3 +236,32 @@ async def admin(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         base_url=stack.gateway_url, headers={"X-Cephalo-Api-Key": stack.admin_key}, timeout=30
     ) as client:
         yield client
+
+
+# The whole stack as real processes, shared by the suites that enumerate the merged OpenAPI
+# document (every service's routes must be in it): started once per session.
+
+
+@pytest.fixture(scope="session")
+def whole_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    new_database: Callable[[str], str],
+    new_nats: Callable[[str], str],
+) -> Iterator[DevStack]:
+    database_url, nats_url = new_database("gateway_whole"), new_nats("gateway_whole")
+    ports = Ports(*(free_port() for _ in range(6)))
+    with started(DevStack(tmp_path_factory.mktemp("whole"), database_url, nats_url, ports)) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def merged_openapi(whole_stack: DevStack) -> dict[str, Any]:
+    """The gateway's merged document with every service in it: a service that did not answer
+    in time on a loaded machine is named in the description, so ask again (bounded)."""
+    with httpx.Client(base_url=whole_stack.gateway_url, timeout=60) as client:
+        for _ in range(20):
+            document: dict[str, Any] = client.get("/api/openapi.json").json()
+            if "Not included" not in document["info"].get("description", ""):
+                return document
+            time.sleep(1)
+    raise AssertionError(document["info"]["description"])
