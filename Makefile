@@ -22,13 +22,20 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy libs/common/src services/*/src agent/src cli/src dev/src
 
-# SSH target tests run a real OpenSSH sshd on loopback; install it when missing (as root).
+# SSH target tests run a real OpenSSH sshd on loopback, the portal's browser tests a headless
+# Debian Chromium (Playwright drives it; no browser is downloaded): install them when missing
+# (as root).
 system-packages:
 	@command -v sshd >/dev/null 2>&1 || test -x /usr/sbin/sshd || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >/dev/null \
 	      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >/dev/null; }; \
 	  else echo "openssh-server is missing: install it (apt-get install openssh-server)"; exit 1; fi; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+	      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
+	  else echo "chromium is missing: install it (apt-get install chromium)"; exit 1; fi; }
 
 test: lint system-packages
 	$(BIN)/pytest

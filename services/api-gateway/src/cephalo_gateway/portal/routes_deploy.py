@@ -9,7 +9,14 @@ from fastapi.responses import JSONResponse, Response
 
 from cephalo_gateway.portal import forms
 from cephalo_gateway.portal.plan import plan_of
-from cephalo_gateway.portal.views import PREFIX, TERMINAL, FormPortalDep, PortalDep, redirect
+from cephalo_gateway.portal.views import (
+    PREFIX,
+    TERMINAL,
+    FormPortalDep,
+    PollingPortalDep,
+    PortalDep,
+    redirect,
+)
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 LOG_PAGE = 1000
@@ -81,7 +88,7 @@ async def task(task_id: str, portal: PortalDep) -> Response:
 
 
 @router.get("/tasks/{task_id}/log")
-async def task_log(task_id: str, portal: PortalDep, after: int = Query(0, ge=0)) -> Response:
+async def task_log(task_id: str, portal: PollingPortalDep, after: int = Query(0, ge=0)) -> Response:
     """What the live log polls: new lines after `after`, the state, open interruptions."""
     found = await portal.api.space("GET", f"/tasks/{task_id}")
     lines = await portal.api.space(

@@ -119,6 +119,15 @@ async def _portal(request: Request) -> AsyncIterator[Portal]:
         yield Portal(request, session, api, await _viewer(api, session))
 
 
+async def _polling_portal(request: Request) -> AsyncIterator[Portal]:
+    """For what the live log polls: no permission look-up (the API checks every call)."""
+    session = session_of(request)
+    if session is None:
+        raise SignInRequired
+    async with PortalClient(request.app, session, client_ip(request)) as api:
+        yield Portal(request, session, api, Viewer(session.username, is_administrator=False))
+
+
 async def _checked_portal(request: Request, portal: Annotated[Portal, Depends(_portal)]) -> Portal:
     """For forms: the hidden CSRF field must carry the session's token."""
     form = await request.form()
@@ -130,3 +139,4 @@ async def _checked_portal(request: Request, portal: Annotated[Portal, Depends(_p
 
 PortalDep = Annotated[Portal, Depends(_portal)]
 FormPortalDep = Annotated[Portal, Depends(_checked_portal)]
+PollingPortalDep = Annotated[Portal, Depends(_polling_portal)]

@@ -9,7 +9,7 @@
   var interruptions = Number(log.dataset.interruptions || 0);
   var terminal = ["Success", "Failed", "Canceled", "TimedOut"];
   var stateEl = document.getElementById("task-state");
-  var delay = 700;
+  var delay = 1000;
 
   function append(line) {
     var item = document.createElement("li");
