@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: run test lint bootstrap clean bench bench-feed bench-agents bench-cli system-packages
+.PHONY: run test lint bootstrap clean bench bench-feed bench-agents bench-cli bench-portal system-packages
 
 $(STAMP): uv.lock pyproject.toml */pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,7 +41,7 @@ test: lint system-packages
 	$(BIN)/pytest
 
 # Every benchmark; each writes its own section of docs/benchmarks.md.
-bench: bench-feed bench-agents bench-cli
+bench: bench-feed bench-agents bench-cli bench-portal
 
 bench-feed: $(STAMP)
 	sh services/package-feed/bench/ensure_nginx.sh
@@ -52,6 +52,9 @@ bench-agents: $(STAMP)
 
 bench-cli: $(STAMP)
 	$(BIN)/python cli/bench/bench_cli.py
+
+bench-portal: $(STAMP)
+	$(BIN)/python tests/bench/bench_portal.py
 
 clean:
 	rm -rf $(VENV) .cephalo

@@ -155,7 +155,9 @@ class Journal:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(stack: Stack) -> Iterator[Browser]:
+    """Started after the stack: Playwright's sync API keeps an event loop running in this
+    thread, where the stack's migrations could not `asyncio.run`."""
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=chromium_path(), headless=True, args=["--no-sandbox"]
