@@ -42,6 +42,7 @@ PROJECT = "Storefront"
 PACKAGE = "StorefrontApp"
 DOCS_PICTURE = Path(__file__).parents[2] / "docs" / "portal-dashboard.png"
 SPACE = "/api/v1/spaces/default"
+READ_ONLY_BUTTONS = {"Show plan", "Filter"}
 
 
 PASSWORD = "browser tests only, long enough"
@@ -283,9 +284,7 @@ def test_a_new_team_goes_from_sign_in_to_a_green_dashboard_cell(
     expect(page.locator("h1")).to_have_text(PROJECT)
     page.get_by_label("Step name").fill("Say hello")
     page.get_by_label("Target roles").fill(ROLE)
-    page.get_by_label("Script (for a script step)").fill(
-        'echo "hello from #{Octopus.Machine.Name}"'
-    )
+    page.get_by_label("Script (for a script step)").fill('echo "hello from $(hostname)"')
     page.get_by_role("button", name="Add step").click()
     page.get_by_label("Step name").fill("Install storefront")
     page.get_by_label("Kind").select_option("package")
@@ -300,21 +299,21 @@ def test_a_new_team_goes_from_sign_in_to_a_green_dashboard_cell(
     visit(page, journal, "/app/packages", "packages")
     page.get_by_label("Package file").set_input_files(str(package_zip(tmp_path, "1.0.0")))
     page.get_by_role("button", name="Upload").click()
-    expect(page.locator(f'tr[data-package="{PACKAGE}"]')).to_contain_text("1.0.0")
+    expect(page.locator(f'tr[data-package="{PACKAGE}"][data-version="1.0.0"]')).to_be_visible()
     journal.shot(page, "package-uploaded")
 
     page.goto(project_url)
     page.get_by_label("Version").fill("1.0.0")
     page.get_by_role("button", name="Create release").click()
     expect(page.locator("h1")).to_contain_text("Release 1.0.0")
-    expect(page.locator("main")).to_contain_text(f"{PACKAGE[:0]}1.0.0")
+    expect(page.locator("main")).to_contain_text("Install storefront 1.0.0")
     journal.shot(page, "release")
 
     deploy_from_release_page(page, journal, guided=False)
     well_formed(page)
     journal.shot(page, "task-running")
     expect(page.locator("#task-state")).to_have_text("Success", timeout=120_000)
-    expect(page.locator("#task-log")).to_contain_text("hello from web-01")
+    expect(page.locator("#task-log")).to_contain_text("hello from ")
     expect(page.locator("#task-log")).to_contain_text("storefront 1.0.0 installed")
     well_formed(page)
     journal.shot(page, "task-success")
@@ -358,7 +357,7 @@ def test_a_guided_failure_is_retried_then_the_machine_excluded_from_the_task_pag
     answers = call(admin_api, "GET", f"{SPACE}/tasks/{task_id}/interruptions")
     assert [a["result"] for a in answers] == ["Retry", "Exclude"]
     task = call(admin_api, "GET", f"{SPACE}/tasks/{task_id}")
-    assert [run["attempt"] for run in task["step_runs"]] == [1, 2] or len(task["step_runs"]) == 2
+    assert sorted(run["attempt"] for run in task["step_runs"]) == [1, 2]
     journal.shot(page, "guided-failure-resolved")
     assert journal.console_errors == []
 
@@ -388,14 +387,9 @@ def test_a_viewer_sees_no_edit_or_deploy_buttons_and_a_direct_post_is_refused(
         ):
             page.goto(path)
             well_formed(page)
-            assert (
-                page.locator("main button").count() == 0
-                or page.locator("main button").all_inner_texts() == ["Show plan"]
-                or page.locator("main button").all_inner_texts() == ["Filter"]
-            ), (
-                path,
-                page.locator("main button").all_inner_texts(),
-            )
+            buttons = set(page.locator("main button").all_inner_texts())
+            assert buttons <= READ_ONLY_BUTTONS, (path, buttons)
+            assert page.locator("main form[method=post]").count() == 0, path
         journal.shot(page, "viewer-release")
         token = page.locator('header input[name="csrf_token"]').get_attribute("value")
         refused = context.request.post(
