@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: run test lint supply-chain bootstrap clean bench bench-feed bench-agents bench-cli system-packages images
+.PHONY: run test lint supply-chain bootstrap clean bench bench-feed bench-agents bench-cli bench-portal system-packages images
 
 $(STAMP): uv.lock pyproject.toml */pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,19 +29,26 @@ supply-chain: $(STAMP)
 	$(BIN)/python -m cephalo_dev.supplychain secrets
 	$(BIN)/python -m cephalo_dev.supplychain audit $(BIN)/uv
 
-# SSH target tests run a real OpenSSH sshd on loopback; install it when missing (as root).
+# SSH target tests run a real OpenSSH sshd on loopback, the portal's browser tests a headless
+# Debian Chromium (Playwright drives it; no browser is downloaded): install them when missing
+# (as root).
 system-packages:
 	@command -v sshd >/dev/null 2>&1 || test -x /usr/sbin/sshd || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >/dev/null \
 	      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server >/dev/null; }; \
 	  else echo "openssh-server is missing: install it (apt-get install openssh-server)"; exit 1; fi; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+	      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
+	  else echo "chromium is missing: install it (apt-get install chromium)"; exit 1; fi; }
 
 test: lint system-packages
 	$(BIN)/pytest
 
 # Every benchmark; each writes its own section of docs/benchmarks.md.
-bench: bench-feed bench-agents bench-cli
+bench: bench-feed bench-agents bench-cli bench-portal
 
 bench-feed: $(STAMP)
 	sh services/package-feed/bench/ensure_nginx.sh
@@ -62,6 +69,9 @@ images:
 	  docker build -f services/$$service/Dockerfile -t cephalo/$$service:$(IMAGE_TAG) . || exit 1; \
 	done
 	docker build -f agent/Dockerfile -t cephalo/agent:$(IMAGE_TAG) .
+
+bench-portal: $(STAMP)
+	$(BIN)/python tests/bench/bench_portal.py
 
 clean:
 	rm -rf $(VENV) .cephalo

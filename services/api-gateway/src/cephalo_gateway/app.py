@@ -18,6 +18,7 @@ from cephalo_gateway.domain import identity
 from cephalo_gateway.domain.routing import Upstream
 from cephalo_gateway.domain.spaces import SpaceCache
 from cephalo_gateway.edge import EdgeMiddleware
+from cephalo_gateway.portal import install as install_portal
 from cephalo_gateway.proxy import Gateway
 from cephalo_gateway.security import Security
 from cephalo_gateway.settings import GatewaySettings
@@ -125,6 +126,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             openapi_url=None,
         )
     )
+    install_portal(app)
     # Innermost of the middleware: after request ids and metrics, before routing.
     app.user_middleware.append(Middleware(EdgeMiddleware, settings=settings))
     if settings.cors_allowed_origins:

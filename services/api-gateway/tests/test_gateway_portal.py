@@ -1,0 +1,174 @@
+"""The portal in process (no browser): sign-in, page structure, CSRF on forms, and that a
+viewer is shown no edit buttons and is refused by the API when posting anyway."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from cephalo_common.testing import running
+from cephalo_gateway.app import create_app
+from cephalo_gateway.portal.audit import page_problems
+from cephalo_gateway.settings import GatewaySettings
+
+PASSWORD = "correct horse battery staple"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def portal_app(gateway_settings: GatewaySettings) -> FastAPI:
+    """Plain-HTTP test client: the portal cookie must not be `Secure` here."""
+    return create_app(gateway_settings.model_copy(update={"session_cookie_secure": False}))
+
+
+@pytest.fixture
+async def admin(portal_app: FastAPI, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(portal_app) as client:
+        client.headers["X-Cephalo-Api-Key"] = admin_key
+        yield client
+
+
+async def new_user(admin: httpx.AsyncClient, role: str | None) -> str:
+    username = unique("portal")
+    response = await admin.post("/api/v1/users", json={"username": username, "password": PASSWORD})
+    assert response.status_code == 201, response.text
+    user = response.json()
+    if role is not None:
+        team = await admin.post(
+            "/api/v1/teams", json={"name": unique("team"), "member_user_ids": [user["id"]]}
+        )
+        assert team.status_code == 201, team.text
+        assigned = await admin.post(
+            f"/api/v1/teams/{team.json()['id']}/role-assignments", json={"role": role}
+        )
+        assert assigned.status_code == 201, assigned.text
+    return username
+
+
+@asynccontextmanager
+async def signed_in(app: FastAPI, username: str) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield await _sign_in(client, username)
+
+
+async def _sign_in(client: httpx.AsyncClient, username: str) -> httpx.AsyncClient:
+    response = await client.post("/app/sign-in", data={"username": username, "password": PASSWORD})
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/app/dashboard"
+    assert "cephalo_portal" in client.cookies
+    return client
+
+
+def well_formed(response: httpx.Response) -> str:
+    assert response.status_code == 200, response.text
+    assert page_problems(response.text) == [], response.text
+    return response.text
+
+
+def csrf_of(html: str) -> str:
+    match = CSRF.search(html)
+    assert match is not None
+    return match.group(1)
+
+
+async def environments(admin: httpx.AsyncClient) -> list[dict[str, Any]]:
+    response = await admin.get("/api/v1/spaces/default/environments", params={"take": 500})
+    body = response.json()
+    return list(body["items"] if isinstance(body, dict) else body)
+
+
+async def test_signing_in_and_every_page_has_a_title_a_main_landmark_and_labels(
+    portal_app: FastAPI, admin: httpx.AsyncClient
+) -> None:
+    assert (await admin.get("/app/dashboard")).headers["location"] == "/app/sign-in"
+    well_formed(await admin.get("/app/sign-in"))
+    wrong = await admin.post("/app/sign-in", data={"username": "nobody", "password": "x" * 12})
+    assert wrong.status_code == 401
+    assert "username or password is wrong" in wrong.text
+    assert page_problems(wrong.text) == []
+
+    username = await new_user(admin, role="space-manager")
+    async with signed_in(portal_app, username) as browser:
+        html = well_formed(await browser.get("/app/environments"))
+        name = unique("Env")
+        created = await browser.post(
+            "/app/environments", data={"name": name, "csrf_token": csrf_of(html)}
+        )
+        assert created.status_code == 303
+        project_form = well_formed(await browser.get("/app/projects"))
+        made = await browser.post(
+            "/app/projects", data={"name": unique("Proj"), "csrf_token": csrf_of(project_form)}
+        )
+        assert made.status_code == 303
+        for path in (
+            "/app/dashboard",
+            "/app/environments",
+            "/app/projects",
+            made.headers["location"],
+            "/app/packages",
+        ):
+            text = well_formed(await browser.get(path))
+            assert "Sign out" in text
+        assert name in (await browser.get("/app/environments")).text
+
+
+async def test_a_form_without_the_csrf_token_is_refused_and_changes_nothing(
+    portal_app: FastAPI, admin: httpx.AsyncClient
+) -> None:
+    username = await new_user(admin, role="space-manager")
+    async with signed_in(portal_app, username) as browser:
+        name = unique("NoCsrf")
+        for token in (None, "forged"):
+            data = {"name": name} | ({"csrf_token": token} if token else {})
+            refused = await browser.post("/app/environments", data=data)
+            assert refused.status_code == 403
+            assert page_problems(refused.text) == []
+        assert name not in [e["name"] for e in await environments(admin)]
+
+
+async def test_a_viewer_sees_no_edit_or_deploy_buttons_and_a_direct_post_is_refused(
+    portal_app: FastAPI, admin: httpx.AsyncClient
+) -> None:
+    username = await new_user(admin, role="project-viewer")
+    async with signed_in(portal_app, username) as browser:
+        pages = {
+            p: well_formed(await browser.get(f"/app/{p}"))
+            for p in ("environments", "projects", "dashboard", "packages")
+        }
+        for text in pages.values():
+            assert '<button type="submit">Add' not in text
+            assert "Deploy to" not in text and "Upload" not in text
+        token = csrf_of(pages["projects"])
+        name = unique("ViewerEnv")
+        refused = await browser.post("/app/environments", data={"name": name, "csrf_token": token})
+        assert refused.status_code == 403, refused.text
+        assert "permission" in refused.text
+        assert name not in [e["name"] for e in await environments(admin)]
+        project = await browser.post("/app/projects", data={"name": name, "csrf_token": token})
+        assert project.status_code == 403
+
+
+async def test_signing_out_ends_the_gateway_session(
+    portal_app: FastAPI, admin: httpx.AsyncClient
+) -> None:
+    username = await new_user(admin, role="space-manager")
+    async with signed_in(portal_app, username) as browser:
+        cookie = browser.cookies["cephalo_portal"]
+        token = csrf_of(well_formed(await browser.get("/app/projects")))
+        out = await browser.post("/app/sign-out", data={"csrf_token": token})
+        assert out.status_code == 303
+        browser.cookies.set("cephalo_portal", cookie, path="/app")
+        again = await browser.get("/app/projects")
+        assert again.status_code == 303 and again.headers["location"] == "/app/sign-in"

@@ -1,0 +1,237 @@
+"""`make bench-portal`: how long the portal's pages take with 100 projects x 5 environments.
+
+    .venv/bin/python tests/bench/bench_portal.py [--projects 100] [--environments 5]
+
+Starts its own PostgreSQL and NATS (the embedded wheels) and the whole stack as processes,
+seeds N projects and M environments through the public API (one lifecycle phase holding
+every environment, so any release may go anywhere; each project allows deployments to no
+targets, so every deployment finishes without agents), deploys one release of each project
+to every environment so the dashboard has N x M cells, then signs in to the portal and
+times each page: the wall time of a GET over loopback from request to last byte (the
+portal's own work plus its calls to the gateway's API and the upstream services).
+Writes the "Portal" section of `docs/benchmarks.md`.
+
+A benchmark, not a test: nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import platform
+import re
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cephalo_common.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from cephalo_dev.stack import Ports, Stack, started
+
+ROOT = Path(__file__).resolve().parents[2]
+SECTION_START = "<!-- bench-portal:start -->"
+SECTION_END = "<!-- bench-portal:end -->"
+SPACE = "/api/v1/spaces/default"
+PASSWORD = "portal benchmark password"
+REPEATS = 20
+TERMINAL = {"Success", "Failed", "Canceled", "TimedOut"}
+
+
+async def ok(response: Awaitable[httpx.Response]) -> Any:
+    answered = await response
+    if answered.status_code >= 400:
+        raise RuntimeError(f"{answered.request.url}: {answered.status_code} {answered.text}")
+    return answered.json() if answered.content else None
+
+
+async def seed(api: httpx.AsyncClient, projects: int, environments: int) -> dict[str, str]:
+    """Environments, a lifecycle, projects with a release each, deployed everywhere."""
+    envs = [
+        await ok(api.post(f"{SPACE}/environments", json={"name": f"Bench Env {n}"}))
+        for n in range(1, environments + 1)
+    ]
+    ids = [e["id"] for e in envs]
+    await ok(
+        api.post(
+            f"{SPACE}/lifecycles",
+            json={"name": "Bench", "phases": [{"name": "All", "optional_environment_ids": ids}]},
+        )
+    )
+    step = {"name": "Nothing to do", "target_roles": ["nowhere"], "script_body": "true"}
+    releases = []
+    for n in range(1, projects + 1):
+        project = await ok(
+            api.post(
+                f"{SPACE}/projects",
+                json={
+                    "name": f"Bench Project {n:03d}",
+                    "lifecycle": "Bench",
+                    "connectivity_policy": {"allow_deployments_to_no_targets": True},
+                },
+            )
+        )
+        await ok(
+            api.put(f"{SPACE}/projects/{project['id']}/deployment-process", json={"steps": [step]})
+        )
+        releases.append(
+            await ok(
+                api.post(f"{SPACE}/projects/{project['id']}/releases", json={"version": "1.0.0"})
+            )
+        )
+    for environment in envs:
+        for release in releases:
+            await ok(
+                api.post(
+                    f"{SPACE}/deployments",
+                    json={"release_id": release["id"], "environment_id": environment["id"]},
+                )
+            )
+    await settle(api, projects * environments)
+    tasks = await ok(api.get(f"{SPACE}/tasks", params={"limit": 1}))
+    return {
+        "project": releases[0]["project_id"],
+        "release": releases[0]["id"],
+        "environment": ids[0],
+        "task": tasks[0]["id"] if tasks else "",
+    }
+
+
+async def settle(api: httpx.AsyncClient, cells: int, limit: float = 900) -> None:
+    async with asyncio.timeout(limit):
+        while True:
+            board = await ok(api.get(f"{SPACE}/dashboard"))
+            done = [i for i in board["items"] if i["state"] in TERMINAL]
+            print(f"dashboard: {len(done)}/{cells} cells finished", flush=True)
+            if len(done) >= cells:
+                return
+            await asyncio.sleep(5)
+
+
+async def sign_in(stack: Stack, api: httpx.AsyncClient) -> httpx.AsyncClient:
+    user = await ok(api.post("/api/v1/users", json={"username": "bench", "password": PASSWORD}))
+    team = await ok(
+        api.post("/api/v1/teams", json={"name": "Bench", "member_user_ids": [user["id"]]})
+    )
+    await ok(
+        api.post(f"/api/v1/teams/{team['id']}/role-assignments", json={"role": "administrator"})
+    )
+    browser = httpx.AsyncClient(base_url=stack.gateway_url, timeout=60)
+    answer = await browser.post("/app/sign-in", data={"username": "bench", "password": PASSWORD})
+    cookie = re.search(r"cephalo_portal=([^;]+)", answer.headers.get("set-cookie", ""))
+    if answer.status_code != 303 or cookie is None:
+        raise RuntimeError(f"sign-in failed: {answer.status_code} {answer.text}")
+    browser.headers["cookie"] = f"cephalo_portal={cookie.group(1)}"
+    return browser
+
+
+async def timed(browser: httpx.AsyncClient, path: str) -> list[float]:
+    times = []
+    for _ in range(REPEATS):
+        started_at = time.perf_counter()
+        response = await browser.get(path)
+        elapsed = (time.perf_counter() - started_at) * 1000
+        if response.status_code != 200:
+            raise RuntimeError(f"{path}: {response.status_code}")
+        times.append(elapsed)
+    return times
+
+
+def machine() -> list[str]:
+    return [
+        f"{os.cpu_count()} CPUs",
+        platform.processor() or platform.machine(),
+        platform.python_version(),
+    ]
+
+
+async def bench(projects: int, environments: int) -> list[tuple[str, str]]:
+    with tempfile.TemporaryDirectory(prefix="bench-portal-") as scratch:
+        work = Path(scratch)
+        postgres = EmbeddedPostgres(work / "postgres", free_port(), durable=False)
+        nats_server = EmbeddedNats(work / "nats", free_port())
+        database_url = postgres.start()
+        nats_server.start()
+        try:
+            ports = Ports(*(free_port() for _ in range(6)))
+            with started(Stack(work / "stack", database_url, nats_server.url, ports)) as stack:
+                return await measure(stack, projects, environments)
+        finally:
+            nats_server.stop()
+            postgres.stop()
+
+
+async def measure(stack: Stack, projects: int, environments: int) -> list[tuple[str, str]]:
+    async with httpx.AsyncClient(
+        base_url=stack.gateway_url, headers=stack.auth_headers, timeout=60
+    ) as api:
+        ids = await seed(api, projects, environments)
+        browser = await sign_in(stack, api)
+    pages = {
+        f"dashboard ({projects} x {environments} cells)": "/app/dashboard",
+        "projects": "/app/projects",
+        "environments": "/app/environments",
+        "deployment targets": "/app/machines",
+        "a project (process and releases)": f"/app/projects/{ids['project']}",
+        "a release with its plan": f"/app/releases/{ids['release']}?environment={ids['environment']}",
+        "a task with its log": f"/app/tasks/{ids['task']}",
+    }
+    rows = []
+    async with browser:
+        for name, path in pages.items():
+            times = await timed(browser, path)
+            p95 = sorted(times)[int(len(times) * 0.95) - 1]
+            row = f"{statistics.median(times):.0f} ms median, {p95:.0f} ms p95, {max(times):.0f} ms max"
+            print(f"{name}: {row}", flush=True)
+            rows.append((name, row))
+    return rows
+
+
+METHOD = """Each page is fetched {repeats} times in a row by one signed-in client (no browser:
+rendering time in Chromium is not counted); the time is from sending the request to the last
+byte over loopback. A page costs one permission look-up plus the API calls it shows, all made
+in process through the gateway's own ASGI app (authentication, authorization, audit), and the
+upstream services' own work. The target is under 300 ms per page."""
+
+
+def write_section(
+    output: Path, projects: int, environments: int, rows: list[tuple[str, str]]
+) -> None:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    table = "\n".join(f"| {what} | {value} |" for what, value in rows)
+    section = (
+        f"{SECTION_START}\n## Portal: page times with {projects} projects x {environments} "
+        f"environments\n\nRun {stamp}. Machine: "
+        + "; ".join(machine())
+        + ".\n\n"
+        + METHOD.format(repeats=REPEATS)
+        + f"\n\n| page | server time |\n|---|---|\n{table}\n{SECTION_END}\n"
+    )
+    text = output.read_text() if output.exists() else "# Benchmarks\n\n"
+    if SECTION_START in text and SECTION_END in text:
+        head, rest = text.split(SECTION_START, 1)
+        tail = rest.split(SECTION_END, 1)[1].lstrip("\n")
+        text = head + section + ("\n" + tail if tail else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    output.write_text(text)
+    print(f"wrote {output}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--projects", type=int, default=100)
+    parser.add_argument("--environments", type=int, default=5)
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    rows = asyncio.run(bench(args.projects, args.environments))
+    write_section(args.output, args.projects, args.environments, rows)
+
+
+if __name__ == "__main__":
+    main()
