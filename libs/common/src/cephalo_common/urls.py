@@ -26,6 +26,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 DEFAULT_MAX_URL_LENGTH = 2048
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _RESOLVE_TIMEOUT_SECONDS = 5.0
+LOOPBACK = ("127.0.0.0/8", "::1/128")
+"""What the dev and test stacks allow-list: their agents listen on this machine."""
 
 
 class OutboundSettings(BaseModel):
