@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import secrets
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from cephalo_common.db.migrations import upgrade
+from cephalo_common.urls import LOOPBACK
 from cephalo_dev.processes import spawn, stop
 
 
@@ -133,6 +135,7 @@ class Stack:
             "BOOTSTRAP_API_KEY": self.api_key,
             "MASTER_KEY_FILE": str(self.master_key_file),
             "SSH_ACCOUNT_KEY_FILE": str(self.ssh_account_key_file),
+            "OUTBOUND__ALLOW": json.dumps(LOOPBACK),
         }
         env = {key: value for key, value in os.environ.items() if not key.startswith("CEPHALO_")}
         env.update({prefix + key: value for key, value in values.items()})

@@ -1,4 +1,5 @@
-"""structlog: JSON lines in production, readable lines in dev, request ids bound per call."""
+"""structlog: JSON lines in production (a traceback as their `exception` field), readable lines
+in dev, request ids bound per call."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ def configure_logging(*, service: str, json: bool, level: str = "INFO") -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    renderer: list[Any] = (
+        [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        if json
+        else [structlog.dev.ConsoleRenderer(colors=False)]
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -31,7 +34,7 @@ def configure_logging(*, service: str, json: bool, level: str = "INFO") -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _add_service(service),
-            renderer,
+            *renderer,
         ],
     )
     handler = logging.StreamHandler(sys.stderr)

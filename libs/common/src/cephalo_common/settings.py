@@ -6,6 +6,8 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cephalo_common.urls import OutboundSettings
+
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5433/cephalo"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4223"
 
@@ -50,6 +52,10 @@ class ServiceSettings(BaseSettings):
     )
     run_workers: bool = Field(
         True, description="Run the outbox relay and consumers in this process."
+    )
+    outbound: OutboundSettings = Field(
+        default_factory=OutboundSettings,
+        description="Where user-supplied URLs may lead besides the public network.",
     )
 
 

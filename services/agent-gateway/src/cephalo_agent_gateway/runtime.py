@@ -36,6 +36,7 @@ from cephalo_agent_gateway.transport.routing import NatsRoute, RouteSettings
 from cephalo_common.http.app import Runtime
 from cephalo_common.logging import get_logger
 from cephalo_common.messaging.envelope import Envelope
+from cephalo_common.urls import OutboundPolicy
 
 log = get_logger(__name__)
 GATEWAY_KEY = "agent_gateway"
@@ -57,6 +58,11 @@ class Gateway:
     health: HealthMonitor
     release_service: ReleaseServiceClient
     ssh: SshTargets
+
+    @property
+    def outbound(self) -> OutboundPolicy:
+        """Where a user-supplied listening URL may lead (the operator's `outbound.allow`)."""
+        return OutboundPolicy.from_settings(self.settings.outbound)
 
     def machine_changed(self, machine_id: uuid.UUID) -> None:
         """Forget what is cached about the machine (endpoint, client, capabilities)."""
@@ -131,6 +137,7 @@ def build_gateway(runtime: Runtime, settings: AgentGatewaySettings) -> Gateway:
             rpc_timeout_seconds=settings.rpc_timeout_seconds,
             keepalive_seconds=settings.listening_keepalive_seconds,
             max_connections_per_machine=settings.listening_max_connections_per_machine,
+            outbound=OutboundPolicy.from_settings(settings.outbound),
         ),
     )
     directory = MachineDirectory(sessionmaker)

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cephalo_common.errors import CephaloError
+from cephalo_common.ids import uuid7
 from cephalo_common.logging import get_logger
 
 PROBLEM_TYPE_BASE = "https://cephalo.dev/problems/"
@@ -25,6 +26,7 @@ def problem(
     slug: str,
     errors: list[dict[str, Any]] | None = None,
     request: Request | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + slug,
@@ -36,6 +38,7 @@ def problem(
         body["instance"] = request.url.path
     if errors:
         body["errors"] = errors
+    body.update(extensions or {})
     return JSONResponse(body, status_code=status, media_type=PROBLEM_CONTENT_TYPE)
 
 
@@ -85,14 +88,22 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unhandled error", path=request.url.path)
-        return problem(
+        """Runs in Starlette's outermost middleware, after the request id was unbound from
+        the log context and outside the middleware that stamps the header: both are put back
+        here, so the client's id finds the log line and its traceback, which the body never
+        carries."""
+        request_id = getattr(request.state, "request_id", None) or str(uuid7())
+        log.error("unhandled error", path=request.url.path, request_id=request_id, exc_info=error)
+        response = problem(
             500,
             "Internal error",
-            "An unexpected error occurred; it has been logged.",
+            f"An unexpected error occurred; it has been logged with request id {request_id}.",
             slug="internal",
             request=request,
+            extensions={"request_id": request_id},
         )
+        response.headers["X-Request-Id"] = request_id
+        return response
 
     app.add_exception_handler(CephaloError, on_cephalo_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

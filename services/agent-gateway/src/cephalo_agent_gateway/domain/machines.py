@@ -21,6 +21,7 @@ from cephalo_agent_gateway.domain.certificates import parse_client_certificate
 from cephalo_agent_gateway.domain.worker_pools import default_pool, resolve_pools
 from cephalo_agent_gateway.events import publish
 from cephalo_common.errors import Conflict, Invalid, NotFound
+from cephalo_common.urls import OutboundPolicy, check_and_resolve
 
 MODES = ("polling", "listening")
 KINDS = (TARGET, WORKER)
@@ -85,18 +86,29 @@ def check_listening_url(url: str | None, mode: str) -> str | None:
     return url.rstrip("/")
 
 
+async def listening_uri(url: str | None, mode: str, outbound: OutboundPolicy) -> str | None:
+    """`check_listening_url`, then the outbound guard: the gateway will dial this URL, so it
+    must not lead to an internal address the operator did not allow-list."""
+    uri = check_listening_url(url, mode)
+    if uri is not None:
+        await check_and_resolve(uri, outbound, field_name="body.listening_url")
+    return uri
+
+
 async def register_machine(
     repos: Repositories,
     directory: EnvironmentDirectory,
     space_id: uuid.UUID,
     registration: Registration,
+    *,
+    outbound: OutboundPolicy,
 ) -> Registered:
     """Add a machine, or return it unchanged when the same agent registers again.
 
     The same certificate under the same name in the same space is a retry (the agent lost
     our answer); any other reuse of the name or the certificate is a conflict.
     """
-    uri = check_listening_url(registration.listening_url, registration.mode)
+    uri = await listening_uri(registration.listening_url, registration.mode, outbound)
     certificate = parse_client_certificate(registration.certificate_pem)
     existing = await repos.machines.find_by_thumbprint(certificate.thumbprint)
     if existing is not None:
@@ -258,12 +270,13 @@ async def record_pending(
     *,
     now: datetime,
     keep: int,
+    outbound: OutboundPolicy,
 ) -> PendingRegistration | None:
     """Remember a refused agent for approval; None when its certificate is already trusted.
 
     Unauthenticated by nature, so it is bounded: one row per certificate, `keep` per space.
     """
-    uri = check_listening_url(introduction.listening_url, introduction.mode)
+    uri = await listening_uri(introduction.listening_url, introduction.mode, outbound)
     if introduction.kind not in KINDS:
         raise _invalid("kind", f"kind must be one of {', '.join(KINDS)}")
     certificate = parse_client_certificate(introduction.certificate_pem)
@@ -305,6 +318,8 @@ async def approve_pending(
     space_id: uuid.UUID,
     pending_id: uuid.UUID,
     approval: Approval,
+    *,
+    outbound: OutboundPolicy,
 ) -> Machine:
     """Turn a pending registration into a machine (the operator supplies where it belongs)."""
     pending = await get_pending(repos, space_id, pending_id)
@@ -322,6 +337,7 @@ async def approve_pending(
             worker_pools=approval.worker_pools,
             kind=pending.kind,
         ),
+        outbound=outbound,
     )
     await repos.pending.remove(pending)
     return registered.machine

@@ -47,6 +47,7 @@ from cephalo_common.embedded import free_port
 from cephalo_common.messaging.nats import NatsBroker
 from cephalo_common.settings import NatsSettings
 from cephalo_common.testing import serving
+from cephalo_common.urls import LOOPBACK
 from cephalo_release.app import create_app as create_release_app
 from cephalo_release.settings import ReleaseSettings
 
@@ -103,6 +104,7 @@ def gateway_settings(
             "pickup_timeout_seconds": WAIT_SECONDS,
             "health_scan_seconds": 3600.0,
             "route_probe_seconds": 0.2,
+            "outbound": {"allow": list(LOOPBACK)},
         }
         values.update(overrides)
         return AgentGatewaySettings(**values)

@@ -15,7 +15,7 @@ import contextlib
 import ssl
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -35,8 +35,10 @@ from cephalo_common.agent_protocol import (
     ResponseMessage,
     Services,
 )
+from cephalo_common.http.outbound import guarded_transport
 from cephalo_common.ids import uuid7
 from cephalo_common.security.tls import client_context, der_thumbprint, thumbprints_equal
+from cephalo_common.urls import OutboundPolicy
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class ListeningOptions:
     keepalive_seconds: float
     max_connections_per_machine: int
     max_clients: int = 5000
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
 
 
 class ListeningTransport:
@@ -180,20 +183,20 @@ class ListeningTransport:
         context = client_context(
             self._identity.cert_file, self._identity.key_file, endpoint.certificate_pem
         )
+        limits = httpx.Limits(
+            max_connections=o.max_connections_per_machine,
+            max_keepalive_connections=o.max_connections_per_machine,
+            keepalive_expiry=o.keepalive_seconds,
+        )
         client = httpx.AsyncClient(
             base_url=endpoint.uri,
-            verify=context,
+            transport=guarded_transport(o.outbound, verify=context, trust_env=False, limits=limits),
             trust_env=False,
             timeout=httpx.Timeout(
                 connect=o.connect_timeout_seconds,
                 read=o.rpc_timeout_seconds,
                 write=o.rpc_timeout_seconds,
                 pool=o.rpc_timeout_seconds,
-            ),
-            limits=httpx.Limits(
-                max_connections=o.max_connections_per_machine,
-                max_keepalive_connections=o.max_connections_per_machine,
-                keepalive_expiry=o.keepalive_seconds,
             ),
         )
         self._clients[endpoint.machine_id] = (endpoint, client)

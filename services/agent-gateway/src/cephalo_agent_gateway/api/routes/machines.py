@@ -52,7 +52,11 @@ async def register(
 ) -> MachineRegistered:
     """201 for a new machine; 200 with the same machine when the same agent registers again."""
     registered = await register_machine(
-        repos, gateway.release_service, space_id, Registration(**body.model_dump())
+        repos,
+        gateway.release_service,
+        space_id,
+        Registration(**body.model_dump()),
+        outbound=gateway.outbound,
     )
     machine = registered.machine
     gateway.listener.trust(machine.certificate_pem, machine.thumbprint)
@@ -102,6 +106,7 @@ async def introduce(
         ),
         now=utc_now(),
         keep=gateway.settings.max_pending_registrations_per_space,
+        outbound=gateway.outbound,
     )
     if pending is None:
         response.status_code = 200
@@ -126,7 +131,9 @@ async def approve(
 ) -> Machine:
     """The pending registration becomes a machine (or a worker): its agent is trusted now."""
     approval = Approval(**body.model_dump())
-    machine = await approve_pending(repos, gateway.release_service, space_id, pending_id, approval)
+    machine = await approve_pending(
+        repos, gateway.release_service, space_id, pending_id, approval, outbound=gateway.outbound
+    )
     gateway.listener.trust(machine.certificate_pem, machine.thumbprint)
     gateway.machine_changed(machine.id)
     return render_machine(machine, gateway)

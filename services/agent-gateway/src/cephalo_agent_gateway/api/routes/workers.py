@@ -42,7 +42,9 @@ async def register(
 ) -> WorkerRegistered:
     """201 for a new worker; 200 with the same worker when the same agent registers again."""
     registration = Registration(**body.model_dump(), kind=WORKER)
-    registered = await register_machine(repos, gateway.release_service, space_id, registration)
+    registered = await register_machine(
+        repos, gateway.release_service, space_id, registration, outbound=gateway.outbound
+    )
     worker = registered.machine
     gateway.listener.trust(worker.certificate_pem, worker.thumbprint)
     gateway.machine_changed(worker.id)
