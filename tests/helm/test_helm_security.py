@@ -85,6 +85,8 @@ def test_only_the_gateway_and_the_polling_port_are_reachable_from_outside() -> N
     assert outside["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == (
         "api-gateway"
     )
+    metrics = policies["cephalo-metrics"]["spec"]["ingress"]
+    assert metrics[0]["ports"] == [{"port": "http", "protocol": "TCP"}]
     polling = policies["cephalo-agent-polling"]
     assert polling["spec"]["ingress"] == [{"ports": [{"port": "polling", "protocol": "TCP"}]}]
 

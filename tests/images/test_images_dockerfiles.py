@@ -49,6 +49,9 @@ def test_each_image_is_multi_stage_pinned_and_non_root(folder: str) -> None:
     assert not any(op == "HEALTHCHECK" for op, _ in steps)
     exposed = {port for op, args in steps if op == "EXPOSE" for port in args.split()}
     assert exposed == ports
+    if ports:  # a container's loopback is useless: listen on every interface
+        env = " ".join(args for op, args in steps[last_from:] if op == "ENV")
+        assert "_HOST=0.0.0.0" in env
 
 
 @pytest.mark.parametrize("folder", sorted(IMAGES))

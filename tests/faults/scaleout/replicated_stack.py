@@ -101,18 +101,16 @@ class ReplicatedStack(Stack):
         return self.logs_dir / f"{replica.label}.log"
 
     async def start_replicas(self, timeout: float = 240.0) -> None:
-        """Replica set `a`, then set `b` (each set in parallel): first starts seed shared rows
-        such as the bootstrap API key once."""
-        for name in REPLICAS:
-            batch = [r for r in self.replicas if r.name == name]
-            for replica in batch:
-                replica.process = spawn(
-                    [sys.executable, "-m", replica.spec.package, "api"],
-                    env=self.replica_env(replica),
-                    log_path=self.log_path(replica),
-                )
-            async with httpx.AsyncClient(timeout=3.0) as client, asyncio.timeout(timeout):
-                await asyncio.gather(*(_ready(client, r) for r in batch))
+        """Every replica at once, as a fresh install starts its pods: first starts that seed
+        shared rows (the default space, the bootstrap API key) race each other."""
+        for replica in self.replicas:
+            replica.process = spawn(
+                [sys.executable, "-m", replica.spec.package, "api"],
+                env=self.replica_env(replica),
+                log_path=self.log_path(replica),
+            )
+        async with httpx.AsyncClient(timeout=3.0) as client, asyncio.timeout(timeout):
+            await asyncio.gather(*(_ready(client, r) for r in self.replicas))
 
     def kill(self, name: str) -> None:
         for replica in self.replicas:

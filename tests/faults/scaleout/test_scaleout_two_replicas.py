@@ -128,9 +128,9 @@ async def check_once_each(
         states[task["state"]] += 1
         if exactly:
             assert task["state"] == "Success", task
-            assert executions[deployment_id] == 1, deployment_id
-        else:
-            assert executions[deployment_id] <= 1, deployment_id
+        assert executions[deployment_id] == (1 if task["state"] == "Success" else 0) or (
+            not exactly and executions[deployment_id] <= 1
+        ), (deployment_id, task)
     return states, executions
 
 
