@@ -3,12 +3,14 @@ they create (real gateway and release-service)."""
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
 import hmac
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -305,3 +307,58 @@ def test_versions_come_from_the_payload_or_the_template() -> None:
         hooks.release_version(hooks.Provider.GITHUB, "push", {}, "{head_commit.id}")
     with pytest.raises(hooks.Rejected):
         hooks.release_version(hooks.Provider.GENERIC, "generic", {"version": "bad version!"}, None)
+
+
+def test_every_secret_comparison_is_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each form compares what was offered with what was expected through
+    `hmac.compare_digest`, whether it matches or not; and nothing in the module compares a
+    signature, token or secret with `==`/`!=` (which stops at the first differing byte)."""
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def recording(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hooks.hmac, "compare_digest", recording)
+    body, now = b'{"ref":"refs/tags/v1.0.0"}', time.time()
+    stamp = str(int(now))
+    signed_std = base64.b64encode(
+        hmac.new(b"s3cret", f"m1.{stamp}.".encode() + body, hashlib.sha256).digest()
+    ).decode()
+    signed_generic = hmac.new(b"s3cret", f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    forms = [
+        lambda h: hooks.verify_github(h, body, "s3cret"),
+        lambda h: hooks.verify_gitlab_token(h, "s3cret"),
+        lambda h: hooks.verify_standard_webhook(h, body, "s3cret", now=now, max_age_seconds=300),
+        lambda h: hooks.verify_generic(h, body, "s3cret", now=now, max_age_seconds=300),
+    ]
+    good: list[dict[str, str]] = [
+        {"x-hub-signature-256": github_signature("s3cret", body), "x-github-delivery": "1"},
+        {"x-gitlab-token": "s3cret", "x-gitlab-event-uuid": "2"},
+        {"webhook-id": "m1", "webhook-timestamp": stamp, "webhook-signature": f"v1,{signed_std}"},
+        {
+            "x-cephalo-timestamp": stamp,
+            "x-cephalo-signature": f"sha256={signed_generic}",
+            "x-cephalo-delivery": "3",
+        },
+    ]
+    for verify, headers in zip(forms, good, strict=True):
+        compared.clear()
+        verify(headers)
+        assert compared, headers
+        for name, value in headers.items():
+            if value[-1].isalnum() and ("signature" in name or "token" in name):
+                wrong = {**headers, name: value[:-1] + ("0" if value[-1] != "0" else "1")}
+                compared.clear()
+                with pytest.raises(hooks.Rejected):
+                    verify(wrong)
+                assert compared, name
+    source = ast.parse(Path(hooks.__file__).read_text())
+    secretive = ("signature", "token", "secret", "expected", "digest")
+    for node in ast.walk(source):
+        if isinstance(node, ast.Compare) and any(
+            isinstance(op, ast.Eq | ast.NotEq) for op in node.ops
+        ):
+            names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+            assert not any(word in name for name in names for word in secretive), ast.unparse(node)

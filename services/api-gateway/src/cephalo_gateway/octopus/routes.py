@@ -229,6 +229,21 @@ def _shaped(
     return lookup
 
 
+async def _deployment_resource(
+    api: Backend, space_id: uuid.UUID, deployment_id: str
+) -> dict[str, Any] | None:
+    """Release-service keeps deployments and the orchestrator their tasks: `TaskId` (what
+    await-task polls) comes from the orchestrator, or is the pending id until it exists."""
+    item = await api.deployment(space_id, deployment_id)
+    if item is None:
+        return None
+    task = None if item.get("task_id") else await api.task_of_deployment(space_id, deployment_id)
+    task_id = str(task["id"]) if task else None
+    if task_id is None and not item.get("task_id"):
+        task_id = f"{PENDING_TASK_PREFIX}{item['id']}"
+    return resources.deployment(item, task_id)
+
+
 async def _task_resource(api: Backend, space_id: uuid.UUID, task_id: str) -> dict[str, Any] | None:
     item = await api.task(space_id, task_id)
     if item is not None:
@@ -241,7 +256,7 @@ async def _task_resource(api: Backend, space_id: uuid.UUID, task_id: str) -> dic
 
 
 LOOKUPS: dict[str, tuple[str, Lookup]] = {
-    "deployments": ("Deployment", _shaped(Backend.deployment, resources.deployment)),
+    "deployments": ("Deployment", _deployment_resource),
     "environments": ("Environment", _shaped(Backend.environment_by_id, resources.environment)),
     "tasks": ("ServerTask", _task_resource),
 }
