@@ -49,6 +49,10 @@ LOOPBACK_ALLOWED = OutboundPolicy.from_settings(OutboundSettings(allow=["127.0.0
         ("https://[::ffff:169.254.169.254]", "internal"),
         ("https://[64:ff9b::a9fe:a9fe]", "internal"),
         ("https://224.0.0.1", "internal"),
+        ("https://[::1", "well formed"),
+        ("https://[zz]:443", "well formed"),
+        ("https://[::1]x:443", "well formed"),
+        ("https://a:b:c", "port"),
     ],
 )
 def test_a_url_is_refused_by_its_shape_alone(url: str, reason: str) -> None:

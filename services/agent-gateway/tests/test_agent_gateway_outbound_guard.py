@@ -31,6 +31,7 @@ INTERNAL_URLS = [
     "https://10.1.2.3:10933",
     "https://[::ffff:127.0.0.1]:10933",
     "https://admin:secret@agent.example.com:10933",
+    "https://[::1]x:10933",
 ]
 
 

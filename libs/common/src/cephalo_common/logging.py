@@ -1,5 +1,8 @@
 """structlog: JSON lines in production (a traceback as their `exception` field), readable lines
-in dev, request ids bound per call."""
+in dev, request ids bound per call.
+
+Tracebacks are plain in both: the rich formatter prints every frame's local variables (secrets
+among them) and takes seconds per traceback on a loaded machine."""
 
 from __future__ import annotations
 
@@ -21,7 +24,11 @@ def configure_logging(*, service: str, json: bool, level: str = "INFO") -> None:
     renderer: list[Any] = (
         [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
         if json
-        else [structlog.dev.ConsoleRenderer(colors=False)]
+        else [
+            structlog.dev.ConsoleRenderer(
+                colors=False, exception_formatter=structlog.dev.plain_traceback
+            )
+        ]
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 DEFAULT_MAX_URL_LENGTH = 2048
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _RESOLVE_TIMEOUT_SECONDS = 5.0
+_NETLOC = re.compile(r"(\[[0-9A-Za-z:.%_-]+\]|[^\[\]:@/?#]+)(:[0-9]{1,5})?")
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 """What the dev and test stacks allow-list: their agents listen on this machine."""
 
@@ -110,19 +112,25 @@ def check_url(url: str, policy: OutboundPolicy, *, field_name: str = "url") -> D
         raise _refused(field_name, f"the URL is longer than {policy.max_length} characters")
     if any(ord(char) < 33 or ord(char) == 127 for char in url):
         raise _refused(field_name, "the URL contains whitespace or control characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        raise _refused(field_name, "the URL is not well formed (its host cannot be read)") from None
     if parts.scheme.lower() not in policy.schemes:
         allowed = ", ".join(sorted(policy.schemes))
         raise _refused(field_name, f"the URL's scheme must be one of: {allowed}")
     if "@" in parts.netloc:
         raise _refused(field_name, "the URL must not carry credentials (user:password@)")
-    host = (parts.hostname or "").rstrip(".")
+    host = (hostname or "").rstrip(".")
     if not host:
         raise _refused(field_name, "the URL has no host")
     try:
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     except ValueError:
         raise _refused(field_name, "the URL's port is not a number from 0 to 65535") from None
+    if not _NETLOC.fullmatch(parts.netloc):
+        raise _refused(field_name, "the URL is not well formed (host[:port] expected)")
     literal = _ip_literal(host)
     if literal is not None:
         check_address(literal, policy, host=host, field_name=field_name)

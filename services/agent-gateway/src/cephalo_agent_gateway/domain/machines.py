@@ -74,11 +74,12 @@ def check_listening_url(url: str | None, mode: str) -> str | None:
         return None
     if not url:
         raise _invalid("listening_url", "a listening machine needs listening_url")
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         parts.port  # noqa: B018 - validates the port
+        parts.hostname  # noqa: B018 - validates a bracketed IPv6 host
     except ValueError as error:
-        raise _invalid("listening_url", f"invalid port in {url!r}") from error
+        raise _invalid("listening_url", f"invalid host or port in {url!r}") from error
     if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/"):
         raise _invalid(
             "listening_url", f"listening_url must look like https://host:10933, not {url!r}"
