@@ -97,6 +97,8 @@
   value: {{ $v.agentGateway.publicPollingEndpoint | quote }}
 - name: CEPHALO_AGENT_GATEWAY_SSH_ACCOUNT_KEY_FILE
   value: "/var/run/cephalo/secrets/ssh-account-key"
+- name: CEPHALO_AGENT_GATEWAY_OUTBOUND__ALLOW
+  value: {{ $v.agentGateway.outboundAllow | toJson | quote }}
 - name: CEPHALO_AGENT_GATEWAY_REPLICA_NAME
   valueFrom:
     fieldRef:
