@@ -16,6 +16,7 @@ from cephalo_orchestrator.domain import plan, task_log
 from cephalo_orchestrator.domain.interruptions import raise_guided_failure
 from cephalo_orchestrator.domain.planning import DeploymentPlan
 from cephalo_orchestrator.domain.step_run_states import (
+    FAILED_RUN_STATES,
     TERMINAL_RUN_STATES,
     StepRunState,
     can_transition,
@@ -128,7 +129,7 @@ async def _apply_verdict(
     repos: Repositories, task: ServerTask, run: StepRun, message: StepFinishedV1, *, now: datetime
 ) -> bool:
     run.state = outcome(message.exit_code).value
-    if task.state == TaskState.CANCELLING and run.state == StepRunState.FAILED:
+    if task.state == TaskState.CANCELLING and run.state in FAILED_RUN_STATES:
         run.state = StepRunState.CANCELED.value
     run.exit_code = message.exit_code
     run.error = message.error
@@ -140,7 +141,7 @@ async def _apply_verdict(
     line = plan.finished_line(run.step_name, run.machine_name, message.exit_code, message.error)
     source = LogSource.INFO if run.state == StepRunState.SUCCESS else LogSource.ERROR
     await task_log.write(repos, task, line, now=now, source=source, run=run)
-    if run.state == StepRunState.FAILED and _guided(task):
+    if run.state in FAILED_RUN_STATES and _guided(task):
         await raise_guided_failure(repos, task, run, is_required=_required(task, run), now=now)
     if task.state not in (TaskState.EXECUTING, TaskState.CANCELLING):
         await repos.session.flush()
