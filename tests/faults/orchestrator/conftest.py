@@ -5,15 +5,17 @@ release-service, and the orchestrator process the test kills, share one fresh st
 """
 
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
+from cephalo_agent_gateway.settings import AgentGatewaySettings
 from cephalo_agent_gateway.testing.fixtures import (  # noqa: F401 - pytest finds them by name
+    ServedGateway,
     gateway_settings,
     release_url,
-    served,
+    serve_gateway,
     space,
 )
 from cephalo_common.db.migrations import upgrade
@@ -35,3 +37,17 @@ def database(new_database: Callable[[str], str]) -> str:
     for package in ("cephalo_release", "cephalo_agent_gateway", "cephalo_orchestrator"):
         upgrade(package, url)
     return url
+
+
+@pytest.fixture
+async def served(
+    gateway_settings: Callable[..., AgentGatewaySettings],  # noqa: F811 - the imported fixture
+    database: str,
+) -> AsyncIterator[ServedGateway]:
+    """The gateway at a calmer status poll than its own suite's, with connections for every
+    script it drives at once."""
+    settings = gateway_settings(
+        status_poll_seconds=0.2, database={"url": database, "pool_size": 30}
+    )
+    async with serve_gateway(settings) as running_gateway:
+        yield running_gateway

@@ -44,7 +44,8 @@ from cephalo_dev.processes import spawn
 
 pytestmark = pytest.mark.faults
 
-AGENTS = 3
+GROUPS = 5  # each deployment targets one group: two deployments share its agents
+AGENTS_PER_GROUP = 2
 DEPLOYMENTS = 10
 STEPS = ("First", "Second", "Third")
 LINES = 4
@@ -62,7 +63,7 @@ def script(runs_dir: Path, tag: str) -> str:
     )
 
 
-def request(space: Space, runs_dir: Path, tag: str) -> DeploymentRequestedV1:
+def request(space: Space, runs_dir: Path, tag: str, group: int) -> DeploymentRequestedV1:
     return DeploymentRequestedV1(
         deployment_id=str(uuid.uuid4()),
         release_id=str(uuid.uuid4()),
@@ -76,7 +77,7 @@ def request(space: Space, runs_dir: Path, tag: str) -> DeploymentRequestedV1:
                 id=str(uuid.uuid4()),
                 name=name,
                 action_type="cephalo.script",
-                target_roles=["swarm"],
+                target_roles=[f"group-{group}"],
                 properties={"script_body": script(runs_dir, tag), "syntax": "bash"},
             )
             for name in STEPS
@@ -146,7 +147,9 @@ async def deployment_stack(
     broker = NatsBroker(NatsSettings(url=nats_url), name="crash-deploy")
     orchestrator = OrchestratorProcess(database, nats_url, served.url, root / "orchestrator.log")
     try:
-        await swarm.add(AGENTS, mode="polling")
+        for group in range(GROUPS):
+            swarm.roles = [f"group-{group}"]
+            await swarm.add(AGENTS_PER_GROUP, mode="polling", prefix=f"group{group}")
         await swarm.start()
         await swarm.wait_connected(timeout=120)
         await broker.start()
@@ -175,7 +178,7 @@ async def test_a_killed_orchestrator_resumes_without_running_a_step_twice(
     ):
         for seed in SEEDS:
             tags = [f"seed{seed}-deploy{n}" for n in range(DEPLOYMENTS)]
-            requests = [request(space, runs_dir, tag) for tag in tags]
+            requests = [request(space, runs_dir, tag, n % GROUPS) for n, tag in enumerate(tags)]
             for deployment in requests:
                 envelope = new_envelope(
                     source="cephalo://release-service",
@@ -220,7 +223,7 @@ def _check(
             on_agents = ran[f"{tag} {step}"]
             assert on_agents <= len(machines), where
             if task["state"] == "Success":
-                assert on_agents == AGENTS, where
+                assert on_agents == AGENTS_PER_GROUP, where
         _check_log(where, task, log)
 
 
