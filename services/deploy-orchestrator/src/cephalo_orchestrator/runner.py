@@ -27,7 +27,7 @@ from cephalo_orchestrator.domain.adoption import adopt_task
 from cephalo_orchestrator.domain.execution import advance_task
 from cephalo_orchestrator.domain.packages import PackageSource
 from cephalo_orchestrator.domain.planning import Limits
-from cephalo_orchestrator.domain.steps import apply_overdue_verdict
+from cephalo_orchestrator.domain.steps import apply_overdue_verdict, settle_unstarted
 from cephalo_orchestrator.domain.targets import MachineDirectory, ScriptRuns, TargetsUnavailable
 from cephalo_orchestrator.domain.tasks import note_waiting_tasks, start_queued_tasks
 from cephalo_orchestrator.settings import OrchestratorSettings
@@ -96,6 +96,7 @@ class TaskRunner:
             )
             await note_waiting_tasks(repos)
         await self._renew_leases()
+        await self._settle_unstarted()
         await self._apply_overdue_verdicts()
         await self._sweep()
         async with unit_of_work(self._sessionmaker) as session:
@@ -150,6 +151,19 @@ class TaskRunner:
                 lease_until=self._lease_until(now),
                 patience=timedelta(seconds=self._settings.lost_dispatch_seconds),
             )
+
+    async def _settle_unstarted(self) -> None:
+        """Retry or fail the runs whose verdict may mean the script never started."""
+        async with unit_of_work(self._sessionmaker) as session:
+            held = await Repositories(session).step_runs.held_unstarted(100)
+        for run_id, space_id, ticket in held:
+            try:
+                known = await self._scripts.script_run(space_id, ticket)
+            except TargetsUnavailable as error:
+                log.warning("cannot ask whether a step started", ticket=ticket, error=str(error))
+                continue
+            async with unit_of_work(self._sessionmaker) as session:
+                await settle_unstarted(Repositories(session), run_id, known, now=utc_now())
 
     async def _apply_overdue_verdicts(self) -> None:
         before = utc_now() - timedelta(seconds=self._settings.log_catch_up_seconds)

@@ -42,6 +42,7 @@ class ScriptRunResource(BaseModel):
     exit_code: int | None = None
     error: str | None = None
     last_log_sequence: int = 0
+    started_at: datetime | None = None
     finished_at: datetime | None = None
 
 
@@ -123,6 +124,7 @@ class AgentGatewayMachines:
             error=found.error,
             last_log_sequence=found.last_log_sequence,
             finished_at=found.finished_at,
+            started_at=found.started_at,
         )
 
 

@@ -312,6 +312,22 @@ class StepRunRepository(RepositoryBase[StepRun]):
         )
         return (await self.session.execute(statement)).scalars().all()
 
+    async def held_unstarted(self, limit: int) -> Sequence[tuple[uuid.UUID, uuid.UUID, str]]:
+        """Runs holding a verdict without an exit code that never logged a line: (run id,
+        space id, ticket), for the gateway to say whether the script ever started."""
+        statement = (
+            select(StepRun.id, ServerTask.space_id, StepRun.ticket)
+            .join(ServerTask, ServerTask.id == StepRun.task_id)
+            .where(
+                StepRun.reported.is_not(None),
+                StepRun.state == "Pending",
+                StepRun.reported["exit_code"].as_string().is_(None),
+            )
+            .order_by(StepRun.reported_at)
+            .limit(limit)
+        )
+        return [(row[0], row[1], row[2]) for row in await self.session.execute(statement)]
+
     async def in_flight(self, task_id: uuid.UUID) -> Sequence[StepRun]:
         """Runs on machines that were dispatched and hold no verdict yet."""
         return await self.list(

@@ -40,6 +40,7 @@ class GatewayRun:
     error: str | None
     last_log_sequence: int
     finished_at: datetime | None
+    started_at: datetime | None = None
 
 
 class Action(StrEnum):
