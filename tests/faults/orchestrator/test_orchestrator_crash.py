@@ -117,7 +117,7 @@ class OrchestratorProcess:
             env=self.env,
             log_path=self.logs,
         )
-        async with httpx.AsyncClient(timeout=2.0) as client, asyncio.timeout(90):
+        async with httpx.AsyncClient(timeout=2.0) as client, asyncio.timeout(180):
             while True:
                 assert self.process.poll() is None, f"orchestrator exited, see {self.logs}"
                 try:

@@ -67,7 +67,18 @@ class TaskRunner:
         self._wake.set()
 
     async def run(self) -> None:
-        """Loop until cancelled; a failing tick (database down) backs off and tries again."""
+        """Loop until cancelled; a failing tick (database down) backs off and tries again.
+        Orphaned tasks are adopted beside it, so asking agent-gateway about their runs never
+        delays starting or advancing the others."""
+        adoption = asyncio.create_task(self._adopt_forever(), name="task-adoption")
+        try:
+            await self._tick_forever()
+        finally:
+            adoption.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await adoption
+
+    async def _tick_forever(self) -> None:
         delay = self._settings.task_poll_seconds
         while True:
             self._wake.clear()
@@ -114,21 +125,28 @@ class TaskRunner:
         self._renewed_at = now
 
     async def _sweep(self) -> None:
-        """Every `sweep_seconds` (and on the first tick), adopt running tasks whose lease
-        expired, then make due any running task that waits on nothing."""
+        """Every `sweep_seconds`, make due any running task that waits on nothing."""
         now = utc_now()
         if self._swept_at is not None and now - self._swept_at < timedelta(
             seconds=self._settings.sweep_seconds
         ):
             return
         self._swept_at = now
-        await self._adopt_orphans()
         async with unit_of_work(self._sessionmaker) as session:
             stalled = await Repositories(session).tasks.mark_stalled_due(now, 100)
         for task_id in stalled:
             log.warning("a running task waited on nothing; advancing it", task_id=str(task_id))
 
-    async def _adopt_orphans(self) -> None:
+    async def _adopt_forever(self) -> None:
+        """At start and every `sweep_seconds`, adopt running tasks whose lease expired."""
+        while True:
+            try:
+                await self.adopt_orphans()
+            except Exception as error:  # noqa: BLE001 - retried on the next sweep
+                log.warning("adopting orphaned tasks failed; retrying", error=str(error))
+            await asyncio.sleep(self._settings.sweep_seconds)
+
+    async def adopt_orphans(self) -> None:
         async with unit_of_work(self._sessionmaker) as session:
             orphans = await Repositories(session).tasks.expired_lease_ids(
                 utc_now(), ADOPTIONS_PER_SWEEP
