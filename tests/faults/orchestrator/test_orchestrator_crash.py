@@ -198,8 +198,9 @@ async def test_a_killed_orchestrator_resumes_without_running_a_step_twice(
             async with httpx.AsyncClient(base_url=orchestrator.url, timeout=30) as client:
                 tasks = [await _finished(client, space, d.deployment_id) for d in requests]
                 logs = [await _log(client, space, task["id"]) for task in tasks]
+            done = time.monotonic() - started
             print(
-                f"seed {seed}: killed after {killed:.1f} s, done in {time.monotonic() - started:.1f} s"
+                f"seed {seed}: killed after {moment} scripts ({killed:.1f} s), done in {done:.1f} s"
             )
             _check(seed, tags, tasks, logs, runs_dir)
 
