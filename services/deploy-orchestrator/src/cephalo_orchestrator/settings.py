@@ -71,3 +71,21 @@ class OrchestratorSettings(ServiceSettings):
         gt=0,
         description="How often the runner looks for running tasks that wait on nothing.",
     )
+    step_timeout_seconds: int | None = Field(
+        None,
+        gt=0,
+        description="How long a script may run when its step sets no timeout_seconds; it then "
+        "ends TimedOut. None: no limit.",
+    )
+    lease_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How long an instance holds a running task without renewing it (it renews "
+        "every third of this); another instance adopts a task whose lease ran out.",
+    )
+    lost_dispatch_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long after its dispatch was sent a step run unknown to agent-gateway "
+        "is given up as lost (it fails with reason orchestrator-lost).",
+    )

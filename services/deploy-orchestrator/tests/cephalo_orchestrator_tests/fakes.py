@@ -1,7 +1,8 @@
 """A tiny stand-in for agent-gateway's machines query, served over real HTTP by uvicorn.
 
 Only `GET /api/v1/spaces/{space_id}/machines` (with the documented filter: environment and
-any of the roles) and `POST …/script-runs/{ticket}/cancel` (recorded) are faked. The real agent-gateway is exercised by the end-to-end
+any of the roles), `POST …/script-runs/{ticket}/cancel` (recorded) and
+`GET …/script-runs/{ticket}` (what a test put in `script_runs`, else 404) are faked. The real agent-gateway is exercised by the end-to-end
 suite (tests/e2e), which runs every service as a real process.
 """
 
@@ -25,6 +26,7 @@ class FakeAgentGateway:
         self.failures: dict[str, int] = defaultdict(int)
         self.calls: dict[str, int] = defaultdict(int)
         self.cancelled: list[str] = []
+        self.script_runs: dict[str, dict[str, Any]] = {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._exits: contextlib.AsyncExitStack | None = None
@@ -87,6 +89,12 @@ class FakeAgentGateway:
             self.cancelled.append(ticket)
             return {"ticket": ticket}
 
+        @app.get("/api/v1/spaces/{space_id}/script-runs/{ticket}", response_model=None)
+        async def script_run(space_id: str, ticket: str) -> Any:
+            if ticket not in self.script_runs:
+                return JSONResponse({"detail": "script run not found"}, status_code=404)
+            return self.script_runs[ticket]
+
         return app
 
     async def start(self) -> None:
@@ -138,6 +146,12 @@ class FakePackageFeed:
                 return JSONResponse({"detail": "no such version"}, status_code=404)
             path = f"/api/v1/spaces/{space_id}/packages/{package_id}/versions/{version}/content"
             return {"url": f"{path}?expires=1&signature=abc", "path": path}
+
+        @app.get("/api/v1/spaces/{space_id}/script-runs/{ticket}", response_model=None)
+        async def script_run(space_id: str, ticket: str) -> Any:
+            if ticket not in self.script_runs:
+                return JSONResponse({"detail": "script run not found"}, status_code=404)
+            return self.script_runs[ticket]
 
         return app
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 import httpx
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from cephalo_orchestrator.domain.reconciler import GatewayRun
 from cephalo_orchestrator.domain.targets import Machine, TargetsRefused, TargetsUnavailable
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
@@ -29,6 +31,19 @@ class MachineResource(BaseModel):
     roles: list[str] | None = None
     is_disabled: bool = False
     health_status: str = "Unknown"
+
+
+class ScriptRunResource(BaseModel):
+    """The fields of agent-gateway's script run resource this service reads."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    state: str
+    exit_code: int | None = None
+    error: str | None = None
+    last_log_sequence: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 _MACHINES = TypeAdapter(list[MachineResource])
@@ -88,6 +103,29 @@ class AgentGatewayMachines:
             raise TargetsUnavailable(f"{where} is unreachable ({_describe(error)})") from error
         if response.status_code >= 500 or response.status_code in RETRYABLE_STATUSES:
             raise TargetsUnavailable(f"{where} answered {response.status_code}")
+
+    async def script_run(self, space_id: uuid.UUID, ticket: str) -> GatewayRun | None:
+        where = f"agent-gateway at {self._client.base_url}"
+        try:
+            response = await self._client.get(f"/api/v1/spaces/{space_id}/script-runs/{ticket}")
+        except httpx.HTTPError as error:
+            raise TargetsUnavailable(f"{where} is unreachable ({_describe(error)})") from error
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise TargetsUnavailable(f"{where} answered {response.status_code}")
+        try:
+            found = ScriptRunResource.model_validate_json(response.content)
+        except ValidationError as error:
+            raise TargetsUnavailable(f"{where} sent an unreadable script run: {error}") from error
+        return GatewayRun(
+            state=found.state,
+            exit_code=found.exit_code,
+            error=found.error,
+            last_log_sequence=found.last_log_sequence,
+            finished_at=found.finished_at,
+            started_at=found.started_at,
+        )
 
 
 def _matches(resource: MachineResource, environment_id: uuid.UUID, roles: Sequence[str]) -> bool:

@@ -31,7 +31,7 @@ SCHEMA = "orchestrator"
 _TASK_STATES = (
     "'Queued', 'Executing', 'Paused', 'Cancelling', 'Success', 'Failed', 'Canceled', 'TimedOut'"
 )
-_RUN_STATES = "'Pending', 'Running', 'Success', 'Failed', 'Canceled'"
+_RUN_STATES = "'Pending', 'Running', 'Success', 'Failed', 'Canceled', 'TimedOut'"
 _INTERRUPTION_KINDS = "'GuidedFailure', 'ManualIntervention'"
 
 
@@ -48,7 +48,11 @@ class InboxMessage(InboxMixin, Base):
 
 
 class ServerTask(IdMixin, TimestampMixin, Base):
-    """One deployment's execution. `step_due_at` set means the current step still needs starting."""
+    """One deployment's execution. `step_due_at` set means the current step still needs starting.
+
+    A running task is held by `server_node` until `lease_expires_at`; the holder renews the
+    lease on its heartbeat, and any instance adopts a task whose lease ran out (crash safety).
+    """
 
     __tablename__ = "server_tasks"
     __table_args__ = (
@@ -67,6 +71,11 @@ class ServerTask(IdMixin, TimestampMixin, Base):
             postgresql_where=text("step_due_at IS NOT NULL"),
         ),
         Index("ix_server_tasks__space_id_queued_at", "space_id", "queued_at"),
+        Index(
+            "ix_server_tasks__lease_expires_at",
+            "lease_expires_at",
+            postgresql_where=text("state IN ('Executing', 'Paused', 'Cancelling')"),
+        ),
     )
 
     space_id: Mapped[uuid.UUID] = mapped_column()
@@ -101,6 +110,7 @@ class ServerTask(IdMixin, TimestampMixin, Base):
     step_start_failures: Mapped[int] = mapped_column(Integer, default=0)
     step_start_failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     server_node: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     correlation_id: Mapped[str | None] = mapped_column(String(64))
     queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -140,7 +150,7 @@ class StepRun(IdMixin, TimestampMixin, Base):
         JSONB, default=list, server_default=text("'[]'::jsonb")
     )
     log_sequence: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
-    reported: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    reported: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     outcome_override: Mapped[str | None] = mapped_column(String(20))
 

@@ -14,8 +14,15 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from cephalo_common.contracts import STEP_DISPATCH
 from cephalo_common.db.repository import RepositoryBase
-from cephalo_orchestrator.db.models import Interruption, ServerTask, StepRun, TaskLogLine
+from cephalo_orchestrator.db.models import (
+    Interruption,
+    OutboxEvent,
+    ServerTask,
+    StepRun,
+    TaskLogLine,
+)
 
 QUEUED = "Queued"
 ADVANCING = ("Executing", "Cancelling")
@@ -234,6 +241,42 @@ class TaskRepository(RepositoryBase[ServerTask]):
             )
         return ids
 
+    async def renew_leases(self, node: str, until: datetime) -> int:
+        """Extend the lease of every running task `node` holds; returns how many."""
+        statement = (
+            update(ServerTask)
+            .where(ServerTask.server_node == node, ServerTask.state.in_(RUNNING_STATES))
+            .values(lease_expires_at=until)
+        )
+        result = await self.session.execute(statement)
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def _lease_expired(self, now: datetime) -> Any:
+        return and_(
+            ServerTask.state.in_(RUNNING_STATES),
+            ServerTask.lease_expires_at.is_(None) | (ServerTask.lease_expires_at < now),
+        )
+
+    async def expired_lease_ids(self, now: datetime, limit: int) -> Sequence[uuid.UUID]:
+        """Running tasks nobody holds: their owner stopped renewing (or never had a lease)."""
+        statement = (
+            select(ServerTask.id)
+            .where(self._lease_expired(now))
+            .order_by(ServerTask.lease_expires_at.nulls_first(), ServerTask.id)
+            .limit(limit)
+        )
+        return (await self.session.execute(statement)).scalars().all()
+
+    async def lock_expired(self, task_id: uuid.UUID, now: datetime) -> ServerTask | None:
+        """The task if its lease is (still) expired and no other instance holds its row."""
+        statement = (
+            select(ServerTask)
+            .where(ServerTask.id == task_id, self._lease_expired(now))
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
     async def count_by_state(self) -> dict[str, int]:
         statement = select(ServerTask.state, func.count()).group_by(ServerTask.state)
         return {state: int(count) for state, count in (await self.session.execute(statement))}
@@ -268,6 +311,35 @@ class StepRunRepository(RepositoryBase[StepRun]):
             .limit(limit)
         )
         return (await self.session.execute(statement)).scalars().all()
+
+    async def held_unstarted(self, limit: int) -> Sequence[tuple[uuid.UUID, uuid.UUID, str]]:
+        """Runs holding a verdict without an exit code that never logged a line: (run id,
+        space id, ticket), for the gateway to say whether the script ever started."""
+        statement = (
+            select(StepRun.id, ServerTask.space_id, StepRun.ticket)
+            .join(ServerTask, ServerTask.id == StepRun.task_id)
+            .where(
+                StepRun.reported.is_not(None),
+                StepRun.state == "Pending",
+                StepRun.reported["exit_code"].as_string().is_(None),
+            )
+            .order_by(StepRun.reported_at)
+            .limit(limit)
+        )
+        return [(row[0], row[1], row[2]) for row in await self.session.execute(statement)]
+
+    async def in_flight(self, task_id: uuid.UUID) -> Sequence[StepRun]:
+        """Runs on machines that were dispatched and hold no verdict yet."""
+        return await self.list(
+            select(StepRun)
+            .where(
+                StepRun.task_id == task_id,
+                StepRun.state.in_(("Pending", "Running")),
+                StepRun.reported.is_(None),
+                StepRun.machine_id.is_not(None),
+            )
+            .order_by(StepRun.created_at, StepRun.id)
+        )
 
     async def for_task(self, task_id: uuid.UUID) -> Sequence[StepRun]:
         return await self.list(
@@ -337,6 +409,23 @@ class InterruptionRepository(RepositoryBase[Interruption]):
         )
 
 
+class OutboxQueries:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def unsent_dispatches(self, tickets: Sequence[str]) -> set[str]:
+        """Which of `tickets` still wait in the outbox for the relay to send their dispatch."""
+        if not tickets:
+            return set()
+        rows = await self.session.execute(
+            select(OutboxEvent.payload).where(
+                OutboxEvent.published_at.is_(None), OutboxEvent.type == STEP_DISPATCH.type
+            )
+        )
+        payloads = [bytes(row[0]) for row in rows]
+        return {ticket for ticket in tickets if any(ticket.encode() in p for p in payloads)}
+
+
 class Repositories:
     """Every repository of this service over one session (one unit of work)."""
 
@@ -346,3 +435,4 @@ class Repositories:
         self.step_runs = StepRunRepository(session)
         self.log = TaskLogRepository(session)
         self.interruptions = InterruptionRepository(session)
+        self.outbox = OutboxQueries(session)

@@ -45,7 +45,11 @@ from cephalo_orchestrator.domain.planning import (
     group_done,
     next_runs,
 )
-from cephalo_orchestrator.domain.step_run_states import ACTIVE_RUN_STATES, StepRunState
+from cephalo_orchestrator.domain.step_run_states import (
+    ACTIVE_RUN_STATES,
+    FAILED_RUN_STATES,
+    StepRunState,
+)
 from cephalo_orchestrator.domain.steps import fail_undispatched
 from cephalo_orchestrator.domain.system_variables import (
     DeploymentContext,
@@ -76,6 +80,7 @@ async def advance_task(
     scripts: ScriptRuns,
     packages: PackageSource,
     grace_seconds: float,
+    step_timeout_seconds: int | None = None,
 ) -> None:
     """Plan the task if it has no plan yet, then start what may start (or finish it); a
     cancelling task is stopped instead."""
@@ -91,7 +96,14 @@ async def advance_task(
     ):
         return
     try:
-        await _progress(repos, task, packages, now=now, retry_seconds=retry_seconds)
+        await _progress(
+            repos,
+            task,
+            packages,
+            now=now,
+            retry_seconds=retry_seconds,
+            step_timeout_seconds=step_timeout_seconds,
+        )
     except InvalidStep as error:
         await finish_task(repos, task, TaskState.FAILED, now=now, reason=str(error))
 
@@ -178,7 +190,7 @@ def progress_of(runs: Sequence[StepRun]) -> Progress:
             active.add(key)
             continue
         done.add(key)
-        bad = run.state in (StepRunState.FAILED, StepRunState.CANCELED)
+        bad = run.state in FAILED_RUN_STATES or run.state == StepRunState.CANCELED
         if bad and override not in (Override.IGNORED, Override.EXCLUDED):
             failed.add(key)
     return Progress(frozenset(active), frozenset(done), frozenset(failed))
@@ -265,6 +277,7 @@ async def _progress(
     *,
     now: datetime,
     retry_seconds: float,
+    step_timeout_seconds: int | None,
 ) -> None:
     assert task.plan is not None
     planned = DeploymentPlan.from_json(task.plan)
@@ -279,7 +292,15 @@ async def _progress(
             continue
         keys = next_runs(steps, progress, max_parallel_steps=planned.max_parallel_steps)
         await _dispatch(
-            repos, task, planned, keys, runs, packages, now=now, retry_seconds=retry_seconds
+            repos,
+            task,
+            planned,
+            keys,
+            runs,
+            packages,
+            now=now,
+            retry_seconds=retry_seconds,
+            step_timeout_seconds=step_timeout_seconds,
         )
         return
     if task.failure_reason is not None:
@@ -334,7 +355,7 @@ def _note_failure(
     for step in steps:
         indexes = {action.index for action in step.actions}
         failures = [
-            RunFailure(run.machine_name, run.exit_code)
+            RunFailure(run.machine_name, run.exit_code, run.error)
             for run in runs
             if run.step_index in indexes
             and RunKey(run.step_index, run.machine_id) in failed_keys
@@ -368,6 +389,7 @@ async def _dispatch(
     *,
     now: datetime,
     retry_seconds: float,
+    step_timeout_seconds: int | None,
 ) -> None:
     if not keys:
         return
@@ -418,6 +440,7 @@ async def _dispatch(
                 syntax=script.syntax,
                 variables=variables.for_run(step, key),
                 packages=located,
+                default_timeout_seconds=step_timeout_seconds,
             )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cephalo_common.agent_protocol import ScriptSyntax
+from cephalo_common.agent_protocol import ExitCodes, ScriptSyntax
 from cephalo_common.contracts import ScriptActionSnapshot
 
 STEP_START_BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 15.0)
@@ -103,6 +103,8 @@ def finished_line(
 ) -> str:
     if exit_code is None:
         return f"{step_name} on {machine_name} finished without an exit code: {error or 'unknown error'}"
+    if exit_code == ExitCodes.TIMED_OUT:
+        return f"{step_name} on {machine_name} timed out: it ran longer than its timeout_seconds"
     line = f"{step_name} on {machine_name} finished with exit code {exit_code}"
     return f"{line}: {error}" if error else line
 
@@ -111,21 +113,31 @@ def finished_line(
 class RunFailure:
     machine_name: str
     exit_code: int | None
+    error: str | None = None
 
 
 def step_failed_reason(step_name: str, failures: Sequence[RunFailure]) -> str:
     """Which step failed on which machines, with their exit codes."""
     parts = [
-        f"{failure.machine_name} (exit code {failure.exit_code})"
-        if failure.exit_code is not None
-        else f"{failure.machine_name} (no exit code)"
+        f"{failure.machine_name} ({_how(failure.exit_code, failure.error)})"
         for failure in sorted(failures, key=lambda item: item.machine_name.lower())
     ]
     return f'Step "{step_name}" failed on {", ".join(parts)}'
+
+
+def _how(exit_code: int | None, error: str | None) -> str:
+    if error is not None and error.startswith(ORCHESTRATOR_LOST):
+        return ORCHESTRATOR_LOST
+    if exit_code is None:
+        return "no exit code"
+    if exit_code == ExitCodes.TIMED_OUT:
+        return "timed out"
+    return f"exit code {exit_code}"
 
 
 def unreachable_reason(error: str, seconds: float) -> str:
     return f"Could not find the deployment targets: {error} (gave up after {seconds:g} seconds)"
 
 
+ORCHESTRATOR_LOST = "orchestrator-lost"
 SUCCESS_LINE = "Deployment completed successfully"

@@ -13,9 +13,12 @@ from cephalo_common.logging import get_logger
 from cephalo_orchestrator.db.models import ServerTask, StepRun
 from cephalo_orchestrator.db.repositories import Repositories
 from cephalo_orchestrator.domain import plan, task_log
-from cephalo_orchestrator.domain.interruptions import raise_guided_failure
+from cephalo_orchestrator.domain.interruptions import Override, raise_guided_failure
 from cephalo_orchestrator.domain.planning import DeploymentPlan
+from cephalo_orchestrator.domain.reconciler import GatewayRun
+from cephalo_orchestrator.domain.retries import may_be_unstarted, never_started, retry_line
 from cephalo_orchestrator.domain.step_run_states import (
+    FAILED_RUN_STATES,
     TERMINAL_RUN_STATES,
     StepRunState,
     can_transition,
@@ -82,13 +85,42 @@ async def record_step_finished(
     task, run = found
     if run.ticket != message.ticket or StepRunState(run.state) in TERMINAL_RUN_STATES:
         return False
-    if not _caught_up(run, message.last_log_sequence):
+    unstarted = may_be_unstarted(
+        message, run_state=run.state, attempt=run.attempt, task_state=task.state
+    )
+    if unstarted or not _caught_up(run, message.last_log_sequence):
         if run.reported is None:
             run.reported = message.model_dump(mode="json")
             run.reported_at = now
             await repos.session.flush()
         return False
     return await _apply_verdict(repos, task, run, message, now=now)
+
+
+async def settle_unstarted(
+    repos: Repositories, run_id: uuid.UUID, known: GatewayRun | None, *, now: datetime
+) -> bool:
+    """A held verdict of a run that may never have started (`retries`): dispatch it again
+    when the gateway confirms it never started, else apply the verdict as it is."""
+    found = await _locked_run(repos, str(run_id))
+    if found is None:
+        return False
+    task, run = found
+    if run.reported is None or StepRunState(run.state) in TERMINAL_RUN_STATES:
+        return False
+    verdict = StepFinishedV1.model_validate(run.reported)
+    if not never_started(known) or task.state != TaskState.EXECUTING:
+        return await _apply_verdict(repos, task, run, verdict, now=now)
+    text = retry_line(run.step_name, run.machine_name, run.attempt, verdict.error)
+    await task_log.write(repos, task, text, now=now, source=LogSource.ERROR, run=run)
+    run.state = StepRunState.FAILED.value
+    run.error = verdict.error
+    run.finished_at = now
+    run.reported = None
+    run.outcome_override = Override.RETRIED
+    task.step_due_at = now
+    await repos.session.flush()
+    return True
 
 
 async def apply_overdue_verdict(repos: Repositories, run_id: uuid.UUID, *, now: datetime) -> bool:
@@ -128,7 +160,7 @@ async def _apply_verdict(
     repos: Repositories, task: ServerTask, run: StepRun, message: StepFinishedV1, *, now: datetime
 ) -> bool:
     run.state = outcome(message.exit_code).value
-    if task.state == TaskState.CANCELLING and run.state == StepRunState.FAILED:
+    if task.state == TaskState.CANCELLING and run.state in FAILED_RUN_STATES:
         run.state = StepRunState.CANCELED.value
     run.exit_code = message.exit_code
     run.error = message.error
@@ -140,7 +172,7 @@ async def _apply_verdict(
     line = plan.finished_line(run.step_name, run.machine_name, message.exit_code, message.error)
     source = LogSource.INFO if run.state == StepRunState.SUCCESS else LogSource.ERROR
     await task_log.write(repos, task, line, now=now, source=source, run=run)
-    if run.state == StepRunState.FAILED and _guided(task):
+    if run.state in FAILED_RUN_STATES and _guided(task):
         await raise_guided_failure(repos, task, run, is_required=_required(task, run), now=now)
     if task.state not in (TaskState.EXECUTING, TaskState.CANCELLING):
         await repos.session.flush()

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from cephalo_orchestrator.domain.planning import Target
+from cephalo_orchestrator.domain.reconciler import GatewayRun
 
 Machine = Target
 
@@ -38,4 +39,9 @@ class MachineDirectory(Protocol):
 class ScriptRuns(Protocol):
     async def cancel_script(self, space_id: uuid.UUID, ticket: str) -> None:
         """Ask agent-gateway to cancel one run (unknown or finished runs are not an error)."""
+        ...
+
+    async def script_run(self, space_id: uuid.UUID, ticket: str) -> GatewayRun | None:
+        """What agent-gateway knows of one run; None when it has no run with the ticket.
+        `TargetsUnavailable` when it cannot be asked."""
         ...

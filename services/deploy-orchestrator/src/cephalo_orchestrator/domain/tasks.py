@@ -77,7 +77,12 @@ async def accept_deployment(
 
 
 async def start_queued_tasks(
-    repos: Repositories, *, node: str, max_concurrent: int, now: datetime
+    repos: Repositories,
+    *,
+    node: str,
+    max_concurrent: int,
+    now: datetime,
+    lease_until: datetime | None = None,
 ) -> list[ServerTask]:
     """Start the oldest queued tasks whose lane is free, up to this node's free capacity."""
     free = max_concurrent - await repos.tasks.count_running_on_node(node)
@@ -93,16 +98,24 @@ async def start_queued_tasks(
         lanes.add(lane)
         if await repos.tasks.find_running_in_lane(*lane) is not None:
             continue
-        await _start(repos, task, node=node, now=now)
+        await _start(repos, task, node=node, now=now, lease_until=lease_until)
         started.append(task)
     return started
 
 
-async def _start(repos: Repositories, task: ServerTask, *, node: str, now: datetime) -> None:
+async def _start(
+    repos: Repositories,
+    task: ServerTask,
+    *,
+    node: str,
+    now: datetime,
+    lease_until: datetime | None,
+) -> None:
     task.state = ensure_transition(TaskState(task.state), TaskState.EXECUTING).value
     task.reason = None
     task.started_at = now
     task.server_node = node
+    task.lease_expires_at = lease_until
     task.current_step = 0
     task.group_index = 0
     task.step_due_at = now

@@ -88,6 +88,7 @@ def step_dispatch(
     syntax: ScriptSyntax,
     variables: StepVariables,
     packages: list[PackageAcquisitionV1],
+    default_timeout_seconds: int | None = None,
 ) -> Envelope:
     data = StepDispatchV1(
         ticket=run.ticket,
@@ -99,7 +100,7 @@ def step_dispatch(
         syntax=syntax,
         variables=variables.values,
         sensitive_variables=variables.sensitive_names,
-        timeout_seconds=_timeout(action),
+        timeout_seconds=step_timeout(action) or default_timeout_seconds,
         action_type=action.action_type,
         action_properties=dict(action.properties),
         packages=packages,
@@ -107,6 +108,9 @@ def step_dispatch(
     return _emit(session, STEP_DISPATCH, task, data, f"step-runs/{run.id}", None)
 
 
-def _timeout(action: ScriptActionSnapshot) -> int | None:
+def step_timeout(action: ScriptActionSnapshot) -> int | None:
+    """The step's `timeout_seconds`: a positive whole number, as a number or as text."""
     value = action.properties.get("timeout_seconds")
-    return value if isinstance(value, int) and value > 0 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None

@@ -70,4 +70,7 @@ class TaskLogLine(ReadModel):
     source: str = Field(description="stdout or stderr from the agent; info or error from us.")
     machine: str | None = Field(validation_alias="machine_name")
     step: str | None = Field(validation_alias="step_name")
+    sequence: int | None = Field(
+        description="The agent's number for its line (from 1, per step run); null for ours."
+    )
     text: str

@@ -103,7 +103,7 @@ async def test_the_log_is_read_in_order_and_incrementally(
     assert [line["text"] for line in lines] == [
         f"Queued deployment of Web App release 1.0.0 to {scenario.environment_name}"
     ]
-    assert set(lines[0]) == {"id", "time", "source", "machine", "step", "text"}
+    assert set(lines[0]) == {"id", "time", "source", "machine", "step", "sequence", "text"}
     assert lines[0]["source"] == "info"
     newer = await client.get(
         f"{scenario.tasks_url()}/{task_id}/log", params={"after": lines[-1]["id"]}
