@@ -150,7 +150,8 @@ def machine() -> list[str]:
     ]
 
 
-async def bench(projects: int, environments: int) -> list[tuple[str, str]]:
+def bench(projects: int, environments: int) -> list[tuple[str, str]]:
+    """Synchronous around the stack: `started` runs the migrations with `asyncio.run`."""
     with tempfile.TemporaryDirectory(prefix="bench-portal-") as scratch:
         work = Path(scratch)
         postgres = EmbeddedPostgres(work / "postgres", free_port(), durable=False)
@@ -160,7 +161,7 @@ async def bench(projects: int, environments: int) -> list[tuple[str, str]]:
         try:
             ports = Ports(*(free_port() for _ in range(6)))
             with started(Stack(work / "stack", database_url, nats_server.url, ports)) as stack:
-                return await measure(stack, projects, environments)
+                return asyncio.run(measure(stack, projects, environments))
         finally:
             nats_server.stop()
             postgres.stop()
@@ -182,13 +183,15 @@ async def measure(stack: Stack, projects: int, environments: int) -> list[tuple[
         "a task with its log": f"/app/tasks/{ids['task']}",
     }
     rows = []
-    async with browser:
+    try:
         for name, path in pages.items():
             times = await timed(browser, path)
             p95 = sorted(times)[int(len(times) * 0.95) - 1]
             row = f"{statistics.median(times):.0f} ms median, {p95:.0f} ms p95, {max(times):.0f} ms max"
             print(f"{name}: {row}", flush=True)
             rows.append((name, row))
+    finally:
+        await browser.aclose()
     return rows
 
 
@@ -229,7 +232,7 @@ def main() -> None:
     parser.add_argument("--environments", type=int, default=5)
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
-    rows = asyncio.run(bench(args.projects, args.environments))
+    rows = bench(args.projects, args.environments)
     write_section(args.output, args.projects, args.environments, rows)
 
 
