@@ -173,26 +173,32 @@ async def measure(stack: Stack, projects: int, environments: int) -> list[tuple[
     ) as api:
         ids = await seed(api, projects, environments)
         browser = await sign_in(stack, api)
-    pages = {
-        f"dashboard ({projects} x {environments} cells)": "/app/dashboard",
-        "projects": "/app/projects",
-        "environments": "/app/environments",
-        "deployment targets": "/app/machines",
-        "a project (process and releases)": f"/app/projects/{ids['project']}",
-        "a release with its plan": f"/app/releases/{ids['release']}?environment={ids['environment']}",
-        "a task with its log": f"/app/tasks/{ids['task']}",
-    }
-    rows = []
-    try:
-        for name, path in pages.items():
-            times = await timed(browser, path)
-            p95 = sorted(times)[int(len(times) * 0.95) - 1]
-            row = f"{statistics.median(times):.0f} ms median, {p95:.0f} ms p95, {max(times):.0f} ms max"
-            print(f"{name}: {row}", flush=True)
-            rows.append((name, row))
-    finally:
-        await browser.aclose()
+        pages = {
+            f"dashboard ({projects} x {environments} cells)": (browser, "/app/dashboard"),
+            "for comparison: the API's dashboard (JSON, API key)": (api, f"{SPACE}/dashboard"),
+            "projects": (browser, "/app/projects"),
+            "environments": (browser, "/app/environments"),
+            "deployment targets": (browser, "/app/machines"),
+            "a project (process and releases)": (browser, f"/app/projects/{ids['project']}"),
+            "a release with its plan": (
+                browser,
+                f"/app/releases/{ids['release']}?environment={ids['environment']}",
+            ),
+            "a task with its log": (browser, f"/app/tasks/{ids['task']}"),
+        }
+        rows = []
+        try:
+            for name, (client, path) in pages.items():
+                rows.append((name, summary(await timed(client, path))))
+                print(f"{name}: {rows[-1][1]}", flush=True)
+        finally:
+            await browser.aclose()
     return rows
+
+
+def summary(times: list[float]) -> str:
+    p95 = sorted(times)[int(len(times) * 0.95) - 1]
+    return f"{statistics.median(times):.0f} ms median, {p95:.0f} ms p95, {max(times):.0f} ms max"
 
 
 METHOD = """Each page is fetched {repeats} times in a row by one signed-in client (no browser:
