@@ -143,10 +143,12 @@ async def timed(browser: httpx.AsyncClient, path: str) -> list[float]:
 
 
 def machine() -> list[str]:
+    """What ran it, with the load average at the end (other work shares the cores)."""
     return [
         f"{os.cpu_count()} CPUs",
         platform.processor() or platform.machine(),
         platform.python_version(),
+        "load average {:.1f}".format(os.getloadavg()[1]),
     ]
 
 
