@@ -148,7 +148,7 @@ def machine() -> list[str]:
         f"{os.cpu_count()} CPUs",
         platform.processor() or platform.machine(),
         platform.python_version(),
-        "load average {:.1f}".format(os.getloadavg()[1]),
+        f"load average {os.getloadavg()[1]:.1f}",
     ]
 
 
