@@ -143,14 +143,17 @@ async def timed(browser: httpx.AsyncClient, path: str) -> list[float]:
 
 
 def machine() -> list[str]:
+    """What ran it, with the load average at the end (other work shares the cores)."""
     return [
         f"{os.cpu_count()} CPUs",
         platform.processor() or platform.machine(),
         platform.python_version(),
+        f"load average {os.getloadavg()[1]:.1f}",
     ]
 
 
-async def bench(projects: int, environments: int) -> list[tuple[str, str]]:
+def bench(projects: int, environments: int) -> list[tuple[str, str]]:
+    """Synchronous around the stack: `started` runs the migrations with `asyncio.run`."""
     with tempfile.TemporaryDirectory(prefix="bench-portal-") as scratch:
         work = Path(scratch)
         postgres = EmbeddedPostgres(work / "postgres", free_port(), durable=False)
@@ -160,7 +163,7 @@ async def bench(projects: int, environments: int) -> list[tuple[str, str]]:
         try:
             ports = Ports(*(free_port() for _ in range(6)))
             with started(Stack(work / "stack", database_url, nats_server.url, ports)) as stack:
-                return await measure(stack, projects, environments)
+                return asyncio.run(measure(stack, projects, environments))
         finally:
             nats_server.stop()
             postgres.stop()
@@ -172,24 +175,32 @@ async def measure(stack: Stack, projects: int, environments: int) -> list[tuple[
     ) as api:
         ids = await seed(api, projects, environments)
         browser = await sign_in(stack, api)
-    pages = {
-        f"dashboard ({projects} x {environments} cells)": "/app/dashboard",
-        "projects": "/app/projects",
-        "environments": "/app/environments",
-        "deployment targets": "/app/machines",
-        "a project (process and releases)": f"/app/projects/{ids['project']}",
-        "a release with its plan": f"/app/releases/{ids['release']}?environment={ids['environment']}",
-        "a task with its log": f"/app/tasks/{ids['task']}",
-    }
-    rows = []
-    async with browser:
-        for name, path in pages.items():
-            times = await timed(browser, path)
-            p95 = sorted(times)[int(len(times) * 0.95) - 1]
-            row = f"{statistics.median(times):.0f} ms median, {p95:.0f} ms p95, {max(times):.0f} ms max"
-            print(f"{name}: {row}", flush=True)
-            rows.append((name, row))
+        pages = {
+            f"dashboard ({projects} x {environments} cells)": (browser, "/app/dashboard"),
+            "for comparison: the API's dashboard (JSON, API key)": (api, f"{SPACE}/dashboard"),
+            "projects": (browser, "/app/projects"),
+            "environments": (browser, "/app/environments"),
+            "deployment targets": (browser, "/app/machines"),
+            "a project (process and releases)": (browser, f"/app/projects/{ids['project']}"),
+            "a release with its plan": (
+                browser,
+                f"/app/releases/{ids['release']}?environment={ids['environment']}",
+            ),
+            "a task with its log": (browser, f"/app/tasks/{ids['task']}"),
+        }
+        rows = []
+        try:
+            for name, (client, path) in pages.items():
+                rows.append((name, summary(await timed(client, path))))
+                print(f"{name}: {rows[-1][1]}", flush=True)
+        finally:
+            await browser.aclose()
     return rows
+
+
+def summary(times: list[float]) -> str:
+    p95 = sorted(times)[int(len(times) * 0.95) - 1]
+    return f"{statistics.median(times):.0f} ms median, {p95:.0f} ms p95, {max(times):.0f} ms max"
 
 
 METHOD = """Each page is fetched {repeats} times in a row by one signed-in client (no browser:
@@ -229,7 +240,7 @@ def main() -> None:
     parser.add_argument("--environments", type=int, default=5)
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
-    rows = asyncio.run(bench(args.projects, args.environments))
+    rows = bench(args.projects, args.environments)
     write_section(args.output, args.projects, args.environments, rows)
 
 

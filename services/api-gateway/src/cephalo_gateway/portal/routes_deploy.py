@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -75,14 +76,17 @@ async def _interruptions(portal: Any, task_id: str) -> list[dict[str, Any]]:
 
 @router.get("/tasks/{task_id}")
 async def task(task_id: str, portal: PortalDep) -> Response:
-    found = await portal.api.space("GET", f"/tasks/{task_id}")
-    log = await portal.api.space("GET", f"/tasks/{task_id}/log", params={"limit": LOG_PAGE})
+    found, log, interruptions = await asyncio.gather(
+        portal.api.space("GET", f"/tasks/{task_id}"),
+        portal.api.space("GET", f"/tasks/{task_id}/log", params={"limit": LOG_PAGE}),
+        _interruptions(portal, task_id),
+    )
     return portal.render(
         "task.html",
         f"Task: {found['project_name']} {found['release_version']} to {found['environment_name']}",
         task=found,
         log=log,
-        interruptions=await _interruptions(portal, task_id),
+        interruptions=interruptions,
         terminal=TERMINAL,
     )
 

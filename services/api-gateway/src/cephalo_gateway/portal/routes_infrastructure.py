@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter
@@ -13,6 +14,10 @@ from cephalo_gateway.portal.views import PREFIX, FormPortalDep, PortalDep, redir
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 
+async def _nothing() -> list[Any]:
+    return []
+
+
 def _grid(dashboard: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     return {(str(i["project_id"]), str(i["environment_id"])): i for i in dashboard["items"]}
 
@@ -20,8 +25,9 @@ def _grid(dashboard: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
 @router.get("/dashboard")
 async def dashboard(portal: PortalDep, project_group: str = "") -> Response:
     params = {"project_group": project_group} if project_group else None
-    board = await portal.api.space("GET", "/dashboard", params=params)
-    groups = await portal.api.items("/project-groups")
+    board, groups = await asyncio.gather(
+        portal.api.space("GET", "/dashboard", params=params), portal.api.items("/project-groups")
+    )
     return portal.render(
         "dashboard.html",
         "Dashboard",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter
@@ -31,9 +32,11 @@ async def create_project(portal: FormPortalDep) -> Response:
 
 @router.get("/projects/{project_id}")
 async def project(project_id: str, portal: PortalDep) -> Response:
-    found = await portal.api.space("GET", f"/projects/{project_id}")
-    process = await portal.api.space("GET", f"/projects/{project_id}/deployment-process")
-    releases = await portal.api.items(f"/projects/{project_id}/releases")
+    found, process, releases = await asyncio.gather(
+        portal.api.space("GET", f"/projects/{project_id}"),
+        portal.api.space("GET", f"/projects/{project_id}/deployment-process"),
+        portal.api.items(f"/projects/{project_id}/releases"),
+    )
     return portal.render(
         "project.html", found["name"], project=found, process=process, releases=releases
     )
