@@ -234,7 +234,8 @@ class CapabilitiesCache:
 
 
 async def _unless_cancelled(awaitable: Awaitable[T], cancel: asyncio.Event) -> T:
-    """Await `awaitable`, but raise `Cancelled` as soon as `cancel` is set."""
+    """Await `awaitable`, but raise `Cancelled` as soon as `cancel` is set, once the work has
+    wound down (an SSH step stops its remote processes on the way out)."""
     work = asyncio.ensure_future(awaitable)
     stop = asyncio.create_task(cancel.wait())
     try:
@@ -243,6 +244,7 @@ async def _unless_cancelled(awaitable: Awaitable[T], cancel: asyncio.Event) -> T
         stop.cancel()
     if not work.done():
         work.cancel()
+        await asyncio.wait({work})
         raise Cancelled
     return work.result()
 
