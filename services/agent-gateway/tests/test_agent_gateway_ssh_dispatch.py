@@ -44,7 +44,9 @@ from cephalo_agent_gateway.testing.sshd import Sshd
 from cephalo_common.agent_protocol import ExitCodes
 from cephalo_common.contracts import PackageAcquisitionV1
 from cephalo_common.embedded import free_port
+from cephalo_common.messaging.artifacts import TaskArtifactStore
 from cephalo_common.messaging.envelope import Envelope
+from cephalo_common.settings import NatsSettings
 
 SECRET = "ssh-dispatch-Pa55"
 SCRIPT = (
@@ -398,6 +400,7 @@ async def test_a_package_step_is_deployed_on_an_ssh_target_from_step_dispatch(
     orchestrator: Orchestrator,
     package_server: tuple[str, Path],
     tmp_path: Path,
+    nats_url: str,
 ) -> None:
     machine = await register_ssh(ssh_gateway, space, sshd, client_key)
     base_url, root = package_server
@@ -441,7 +444,15 @@ async def test_a_package_step_is_deployed_on_an_ssh_target_from_step_dispatch(
         "Deployed": "yes",
         "Package.InstallationDirectoryPath": str(folder),
     }
-    assert [artifact.name for artifact in finished.artifacts] == ["report.json"]
+    [artifact] = finished.artifacts
+    assert artifact.name == "report.json" and artifact.object_name is not None
+    store = TaskArtifactStore(NatsSettings(url=nats_url), name="test-artifacts")
+    try:
+        kept = await store.get(artifact.object_name)
+    finally:
+        await store.aclose()
+    assert kept == (folder / "report.json").read_bytes()
+    assert artifact.sha256 == hashlib.sha256(kept).hexdigest()
 
 
 async def test_deployment_steps_on_one_ssh_target_run_one_at_a_time(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import sys
 import uuid
 from collections.abc import Awaitable, Iterator, Sequence
@@ -35,7 +36,7 @@ from cephalo_agent_gateway.db.models import Machine, ScriptRun
 from cephalo_agent_gateway.db.repositories import SSH, TARGET, Repositories
 from cephalo_agent_gateway.domain.scripts import RemoteCallFailed, ScriptClient
 from cephalo_agent_gateway.domain.ssh_service import SshTargets
-from cephalo_agent_gateway.domain.ssh_steps import run_ssh_step
+from cephalo_agent_gateway.domain.ssh_steps import KeepArtifact, run_ssh_step
 from cephalo_agent_gateway.domain.ssh_targets import SshEndpoint, SshUnavailable
 from cephalo_agent_gateway.domain.step_actions import (
     ActionNotSupported,
@@ -55,11 +56,12 @@ from cephalo_common.agent_protocol import (
     ScriptStatusResponse,
     StartScriptCommand,
 )
-from cephalo_common.contracts import StepDispatchV1, StepFinishedV1, StepLogV1
+from cephalo_common.contracts import ArtifactV1, StepDispatchV1, StepFinishedV1, StepLogV1
 from cephalo_common.db.session import unit_of_work
 from cephalo_common.errors import Conflict, NotFound
 from cephalo_common.ids import utc_now
 from cephalo_common.logging import get_logger
+from cephalo_common.messaging.artifacts import MAX_ARTIFACT_BYTES, TaskArtifactStore
 from cephalo_common.messaging.broker import PermanentFailure
 from cephalo_common.messaging.envelope import Envelope
 
@@ -278,13 +280,19 @@ class ScriptRunDriver:
         transport: Transport,
         settings: RunSettings,
         ssh: SshTargets | None = None,
+        artifacts: TaskArtifactStore | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._transport = transport
         self._settings = settings
         self._ssh = ssh
+        self._artifacts = artifacts
         self.capabilities = CapabilitiesCache(settings.capabilities_cache_seconds)
         self._results: dict[str, StepResults] = {}
+
+    async def aclose(self) -> None:
+        if self._artifacts is not None:
+            await self._artifacts.aclose()
 
     async def drive(self, ticket: str, cancel: asyncio.Event | None = None) -> None:
         """Run to the end; setting `cancel` kills the script (or stops it from starting)."""
@@ -432,6 +440,7 @@ class ScriptRunDriver:
             dispatch,
             publish_lines,
             timeout_seconds=dispatch.timeout_seconds,
+            keep=self._keeper(ssh, run, endpoint),
         )
         try:
             finished = await _unless_cancelled(step, cancel)
@@ -442,6 +451,28 @@ class ScriptRunDriver:
         await self._finish(
             run, finished.exit_code, finished.error or explanation, gathered=finished
         )
+
+    def _keeper(
+        self, ssh: SshTargets, run: ScriptRun, endpoint: SshEndpoint
+    ) -> KeepArtifact | None:
+        """Artifacts' bytes go from the target to the task artifact store."""
+        store = self._artifacts
+        if store is None:
+            return None
+
+        async def keep(index: int, path: str, artifact: ArtifactV1) -> ArtifactV1:
+            data = await ssh.runner.fetch(endpoint, path, MAX_ARTIFACT_BYTES)
+            object_name = f"{run.space_id}/{run.task_id}/{run.ticket}/{index}"
+            try:
+                await store.put(object_name, data)
+            except Exception as error:  # NATS errors have no common base
+                raise OSError(f"the artifact store refused it ({error})") from error
+            digest = hashlib.sha256(data).hexdigest()
+            return artifact.model_copy(
+                update={"size": len(data), "object_name": object_name, "sha256": digest}
+            )
+
+        return keep
 
     def _command(
         self, dispatch: StepDispatchV1, plan: ScriptPlan, machine: Machine
