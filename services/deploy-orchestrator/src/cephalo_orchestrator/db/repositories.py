@@ -15,7 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from cephalo_common.db.repository import RepositoryBase
-from cephalo_orchestrator.db.models import Interruption, ServerTask, StepRun, TaskLogLine
+from cephalo_orchestrator.db.models import (
+    Interruption,
+    ServerTask,
+    StepRun,
+    TaskArtifact,
+    TaskLogLine,
+)
 
 QUEUED = "Queued"
 ADVANCING = ("Executing", "Cancelling")
@@ -337,6 +343,37 @@ class InterruptionRepository(RepositoryBase[Interruption]):
         )
 
 
+class TaskArtifactRepository(RepositoryBase[TaskArtifact]):
+    model = TaskArtifact
+    noun = "artifact"
+
+    async def add_new(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Insert artifacts; one already recorded (same object) is skipped."""
+        values = list(rows)
+        if values:
+            statement = (
+                insert(TaskArtifact)
+                .values(values)
+                .on_conflict_do_nothing(index_elements=[TaskArtifact.object_name])
+            )
+            await self.session.execute(statement)
+
+    async def of_task(self, task_id: uuid.UUID) -> Sequence[TaskArtifact]:
+        return await self.list(
+            select(TaskArtifact)
+            .where(TaskArtifact.task_id == task_id)
+            .order_by(TaskArtifact.created_at, TaskArtifact.id)
+        )
+
+    async def find_in_task(self, task_id: uuid.UUID, artifact_id: uuid.UUID) -> TaskArtifact | None:
+        found: TaskArtifact | None = await self.session.scalar(
+            select(TaskArtifact).where(
+                TaskArtifact.task_id == task_id, TaskArtifact.id == artifact_id
+            )
+        )
+        return found
+
+
 class Repositories:
     """Every repository of this service over one session (one unit of work)."""
 
@@ -346,3 +383,4 @@ class Repositories:
         self.step_runs = StepRunRepository(session)
         self.log = TaskLogRepository(session)
         self.interruptions = InterruptionRepository(session)
+        self.artifacts = TaskArtifactRepository(session)

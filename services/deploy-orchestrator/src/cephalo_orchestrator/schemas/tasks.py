@@ -71,3 +71,14 @@ class TaskLogLine(ReadModel):
     machine: str | None = Field(validation_alias="machine_name")
     step: str | None = Field(validation_alias="step_name")
     text: str
+
+
+class TaskArtifact(ReadModel):
+    id: uuid.UUID
+    name: str
+    size: int
+    sha256: str | None
+    step_run_id: uuid.UUID
+    step_name: str
+    machine_name: str
+    created_at: datetime
