@@ -34,8 +34,18 @@ class TaskArtifactStore:
         self._store: ObjectStore | None = None
         self._opening = asyncio.Lock()
 
-    async def put(self, object_name: str, data: bytes) -> None:
-        await (await self._bucket()).put(object_name, data)
+    async def put(self, object_name: str, data: bytes, attempts: int = 3) -> None:
+        """Store the bytes; a failed attempt (NATS unreachable, a slow connect under load)
+        is retried on a fresh connection, the last failure is raised."""
+        for attempt in range(1, attempts + 1):
+            try:
+                await (await self._bucket()).put(object_name, data)
+                return
+            except Exception:
+                if attempt == attempts:
+                    raise
+                await self.aclose()
+                await asyncio.sleep(0.5 * attempt)
 
     async def get(self, object_name: str) -> bytes:
         try:
