@@ -5,7 +5,8 @@ the feed through the api-gateway, the step runner pushed over SFTP.
 Issue 8 Done-when 1 (SSH part) and 2 on SSH: versioned folder, JSON keys replaced, the
 package's scripts in the task log, an output read by the next step, an artifact downloadable
 from the task through the api-gateway; DeployFailed on a failing Deploy with the previous
-version untouched, "skip if already installed". The runner's remote base is a temporary
+version untouched, "skip if already installed". Done-when 5: an offline drop target's bundle,
+downloaded from the task, extracted elsewhere and run with `deploy.sh`, installs the package. The runner's remote base is a temporary
 directory, so nothing is written to the real home directory.
 """
 
@@ -17,6 +18,8 @@ import hashlib
 import io
 import json
 import os
+import subprocess
+import tarfile
 import uuid
 import zipfile
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -264,3 +267,57 @@ async def test_a_package_deploys_over_ssh_with_an_artifact_fails_cleanly_and_ski
     assert "predeploy of" not in " ".join(texts(again))
     assert any("already installed" in text for text in texts(again)), texts(again)
     assert sorted(path.name for path in folder.parent.iterdir()) == ["1.0.0", "2.0.0"]
+
+
+@pytest.mark.timeout(240)
+async def test_an_offline_drop_is_downloaded_from_its_task_and_installs_with_deploy_sh(
+    stack: Stack, api: demo.Api, tmp_path: Path
+) -> None:
+    role = f"drop-{uuid.uuid4().hex[:6]}"
+    environment_name = f"Drop {uuid.uuid4().hex[:6]}"
+    await api.call("POST", "/environments", json={"name": environment_name})
+    body = {"name": f"drop-{role}", "environments": [environment_name], "roles": [role]}
+    machine = await api.call("POST", "/machines/offline-drop", json=body)
+    assert machine["mode"] == "offline-drop"
+    package_id = f"Shop{uuid.uuid4().hex[:6]}"
+    await push(api, package_id, "1.0.0", build_package("1.0.0"))
+    project = await api.call("POST", "/projects", json={"name": f"Drop {uuid.uuid4().hex[:6]}"})
+    current = await api.call("GET", f"/projects/{project['id']}/variables")
+    await api.call(
+        "PUT",
+        f"/projects/{project['id']}/variables",
+        json={
+            "version": current["version"],
+            "variables": [{"name": "Logging.LogLevel.Default", "value": "Debug"}],
+        },
+    )
+    steps = package_steps(package_id, role)[:1]
+
+    outcome = await deploy(api, environment_name, project, steps, pinned("1.0.0"))
+    assert outcome.state == "Success", (outcome.task, texts(outcome))
+    assert any("deploy.sh" in text for text in texts(outcome)), texts(outcome)
+    [artifact] = await api.call("GET", f"/tasks/{outcome.task['id']}/artifacts")
+    assert artifact["name"].endswith(".tar.gz")
+    download = await api.client.get(
+        f"{api.base}/tasks/{outcome.task['id']}/artifacts/{artifact['id']}"
+    )
+    assert download.status_code == 200, download.text
+
+    copied = tmp_path / "air-gapped"
+    with tarfile.open(fileobj=io.BytesIO(download.content)) as archive:
+        archive.extractall(copied, filter="data")
+    home = tmp_path / "home"
+    result = subprocess.run(
+        ["sh", str(copied / "deploy.sh")],
+        env={**os.environ, "CEPHALO_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert f"predeploy of {environment_name}" in result.stdout
+    assert "postdeploy done" in result.stdout
+    [folder] = (home / "apps").glob(f"*/{package_id}/1.0.0")
+    settings = json.loads((folder / "appsettings.json").read_text())
+    assert settings["Logging"]["LogLevel"]["Default"] == "Debug"
+    assert (folder / "report.txt").read_text() == "report of 1.0.0\n"

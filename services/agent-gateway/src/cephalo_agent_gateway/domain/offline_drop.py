@@ -1,5 +1,9 @@
 """Offline drops: one step as a self-contained bundle for a host Cephalo cannot reach.
 
+An offline drop target is a `Machine` of mode `offline-drop` (no agent, no certificate): a
+step dispatched to it does not run; its bundle is built, kept in the task artifact store
+and announced as the step's artifact, so it is downloaded from the task.
+
 The bundle (a gzipped tar) holds what the SSH path pushes, so `deploy.sh` on the far side
 installs the package exactly as an agent or SSH target would:
 
@@ -20,11 +24,20 @@ import hashlib
 import io
 import json
 import tarfile
-from collections.abc import Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
+from cephalo_agent_gateway.db.models import Machine
+from cephalo_agent_gateway.db.repositories import OFFLINE_DROP, TARGET, Repositories
+from cephalo_agent_gateway.domain.machines import EnvironmentDirectory, resolve_environments
 from cephalo_agent_gateway.domain.ssh_targets import runner_bundle
 from cephalo_agent_gateway.domain.step_actions import action_spec
-from cephalo_common.contracts import StepDispatchV1
+from cephalo_agent_gateway.events import publish
+from cephalo_common.contracts import PackageAcquisitionV1, StepDispatchV1
+from cephalo_common.errors import Conflict
+from cephalo_common.ids import uuid7
+
+FetchPackage = Callable[[PackageAcquisitionV1], Awaitable[bytes]]
 
 DEPLOY_SCRIPT = r"""#!/bin/sh
 # Installs this offline drop with the Cephalo step runner (needs python3 3.11+).
@@ -90,3 +103,44 @@ def _add(archive: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
     info.size = len(data)
     info.mode = mode
     archive.addfile(info, io.BytesIO(data))
+
+
+async def register_offline_drop(
+    repos: Repositories,
+    directory: EnvironmentDirectory,
+    space_id: uuid.UUID,
+    name: str,
+    environments: Sequence[str],
+    roles: Sequence[str],
+) -> Machine:
+    if await repos.machines.find_by_name(space_id, name) is not None:
+        raise Conflict(f"a machine named {name!r} already exists in this space")
+    environment_ids = await resolve_environments(directory, space_id, environments)
+    machine_id = uuid7()
+    machine = await repos.machines.insert(
+        Machine(
+            id=machine_id,
+            space_id=space_id,
+            name=name,
+            thumbprint=f"DROP-{machine_id.hex.upper()}",
+            certificate_pem="",
+            mode=OFFLINE_DROP,
+            kind=TARGET,
+            environment_ids=[str(id) for id in environment_ids],
+            roles=list(dict.fromkeys(roles)),
+            health_status="Healthy",
+            health_message="Offline drop: steps become bundles to download from their task",
+        )
+    )
+    publish.target_registered(repos.session, machine)
+    return machine
+
+
+async def drop_for(dispatch: StepDispatchV1, fetch: FetchPackage) -> bytes:
+    """The bundle of `dispatch`, its packages fetched (and checked) through `fetch`."""
+    packages: dict[str, bytes] = {}
+    for package in dispatch.packages:
+        if package.sha256 is None:
+            raise IncompleteDrop(f"package {package.package_id} {package.version} has no SHA-256")
+        packages[package.sha256] = await fetch(package)
+    return build_offline_drop(dispatch, packages)

@@ -450,6 +450,8 @@ RULES: Sequence[Rule] = (
     _rule(READ, f"{S}/machines", P.MACHINE_VIEW),
     _rule("POST", f"{S}/machines", P.MACHINE_CREATE, environments=Kind.ENVIRONMENTS),
     _rule("POST", f"{S}/machines/register", P.MACHINE_CREATE, environments=Kind.ENVIRONMENTS),
+    _rule("POST", f"{S}/machines/ssh", P.MACHINE_CREATE, environments=Kind.ENVIRONMENTS),
+    _rule("POST", f"{S}/machines/offline-drop", P.MACHINE_CREATE, environments=Kind.ENVIRONMENTS),
     _rule(READ, f"{S}/machines/pending/**", P.MACHINE_VIEW),
     _rule("POST", f"{S}/machines/pending", P.MACHINE_CREATE, environments=Kind.ENVIRONMENTS),
     _rule(WRITE, f"{S}/machines/pending/**", P.MACHINE_CREATE),
