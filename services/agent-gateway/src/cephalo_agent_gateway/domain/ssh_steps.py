@@ -86,9 +86,10 @@ async def run_ssh_step(
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await flusher
+    await flush()  # every line absorbed: the results are complete
     if keep is not None and exit_code is not None:
         await _keep_artifacts(results, keep, log)
-    await flush()
+        await flush()
     return StepFinishedV1(
         ticket=dispatch.ticket,
         task_id=dispatch.task_id,
