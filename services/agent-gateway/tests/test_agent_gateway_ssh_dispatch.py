@@ -353,7 +353,7 @@ async def test_an_ssh_step_times_out_or_is_cancelled_frees_its_session_and_stops
         space,
         machine["id"],
         script_body=f"sleep 60 & echo $! > {slow_pid}; echo started; wait",
-        timeout_seconds=2,
+        timeout_seconds=6,  # the runner starts slowly on a loaded machine
     )
     timed_out = await events.wait_finished(slow.data["ticket"])
     assert timed_out.exit_code == ExitCodes.TIMED_OUT
