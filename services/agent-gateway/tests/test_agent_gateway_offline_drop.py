@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 from cephalo_agent_gateway.domain.offline_drop import IncompleteDrop, build_offline_drop
 from cephalo_agent_gateway.domain.step_actions import action_spec
+from cephalo_agent_gateway.testing.harness import RunningGateway, Space, unique
 from cephalo_common.contracts import PackageAcquisitionV1, StepDispatchV1
 
 SECRET = "drop-Pa55-word"
@@ -149,3 +151,28 @@ def test_a_failing_deploy_script_fails_the_drop(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "deployfailed cleanup" in result.stdout
+
+
+async def test_offline_drop_targets_are_registered_checked_and_refused_clearly(
+    gateway: RunningGateway, space: Space
+) -> None:
+    url = f"/api/v1/spaces/{space.id}/machines/offline-drop"
+    body = {"name": unique("drop"), "environments": ["Production"], "roles": ["web"]}
+    created = await gateway.client.post(url, json=body)
+    assert created.status_code == 201, created.text
+    machine = created.json()
+    assert (machine["mode"], machine["roles"]) == ("offline-drop", ["web"])
+    duplicate = await gateway.client.post(url, json={**body, "name": body["name"].upper()})
+    assert duplicate.status_code == 409, duplicate.text
+    unknown = await gateway.client.post(url, json={**body, "name": "x", "environments": ["Mars"]})
+    assert unknown.status_code == 422 and "Mars" in unknown.text
+    empty = await gateway.client.post(url, json={**body, "name": "y", "environments": []})
+    assert empty.status_code == 422
+    elsewhere = await gateway.client.post(
+        f"/api/v1/spaces/{uuid.uuid4()}/machines/offline-drop", json={**body, "name": "z"}
+    )
+    assert elsewhere.status_code == 404, elsewhere.text
+    health = await gateway.client.post(
+        f"/api/v1/spaces/{space.id}/machines/{machine['id']}/health-checks"
+    )
+    assert health.status_code == 200 and health.json()["status"] == "Healthy", health.text
