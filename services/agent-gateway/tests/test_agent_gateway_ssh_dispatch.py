@@ -44,7 +44,9 @@ from cephalo_agent_gateway.testing.sshd import Sshd
 from cephalo_common.agent_protocol import ExitCodes
 from cephalo_common.contracts import PackageAcquisitionV1
 from cephalo_common.embedded import free_port
+from cephalo_common.messaging.artifacts import TaskArtifactStore
 from cephalo_common.messaging.envelope import Envelope
+from cephalo_common.settings import NatsSettings
 
 SECRET = "ssh-dispatch-Pa55"
 SCRIPT = (
@@ -336,24 +338,36 @@ def test_a_malformed_account_key_is_refused_at_start() -> None:
     assert account_cipher(base64.b64encode(os.urandom(32)).decode()) is not None
 
 
-async def test_an_ssh_step_times_out_or_is_cancelled_and_frees_its_session(
+async def test_an_ssh_step_times_out_or_is_cancelled_frees_its_session_and_stops_its_processes(
     ssh_gateway: RunningGateway,
     space: Space,
     sshd: Sshd,
     client_key: asyncssh.SSHKey,
     events: StepEvents,
     orchestrator: Orchestrator,
+    tmp_path: Path,
 ) -> None:
     machine = await register_ssh(ssh_gateway, space, sshd, client_key)
+    slow_pid = tmp_path / "slow.pid"
     slow = await orchestrator.dispatch(
-        space, machine["id"], script_body="echo started; sleep 60", timeout_seconds=2
+        space,
+        machine["id"],
+        script_body=f"sleep 60 & echo $! > {slow_pid}; echo started; wait",
+        timeout_seconds=6,  # the runner starts slowly on a loaded machine
     )
     timed_out = await events.wait_finished(slow.data["ticket"])
     assert timed_out.exit_code == ExitCodes.TIMED_OUT
     assert timed_out.error is not None and "TimedOut" in timed_out.error
     assert events.lines(slow.data["ticket"]) == ["started"]
+    await eventually(lambda: not alive(int(slow_pid.read_text())))
 
-    ticket = await dispatch_script(orchestrator, space, machine["id"], "echo waiting; sleep 60")
+    waiting_pid = tmp_path / "waiting.pid"
+    ticket = await dispatch_script(
+        orchestrator,
+        space,
+        machine["id"],
+        f"sleep 60 & echo $! > {waiting_pid}; echo waiting; wait",
+    )
     await eventually(lambda: events.lines(ticket) == ["waiting"])
     cancel = await ssh_gateway.client.post(f"/api/v1/spaces/{space.id}/script-runs/{ticket}/cancel")
     assert cancel.status_code == 202, cancel.text
@@ -362,9 +376,19 @@ async def test_an_ssh_step_times_out_or_is_cancelled_and_frees_its_session(
     run = await script_run(ssh_gateway, ticket)
     assert run is not None and run.outcome == "Canceled"
     assert ssh_gateway.gateway.ssh.pool._active == 0
+    await eventually(lambda: not alive(int(waiting_pid.read_text())))
 
     after = await dispatch_script(orchestrator, space, machine["id"], "echo still fine")
     assert (await events.wait_finished(after)).exit_code == 0
+
+
+def alive(pid: int) -> bool:
+    """The remote (loopback) process still exists; a zombie counts as gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
 
 
 async def test_a_package_step_is_deployed_on_an_ssh_target_from_step_dispatch(
@@ -376,6 +400,7 @@ async def test_a_package_step_is_deployed_on_an_ssh_target_from_step_dispatch(
     orchestrator: Orchestrator,
     package_server: tuple[str, Path],
     tmp_path: Path,
+    nats_url: str,
 ) -> None:
     machine = await register_ssh(ssh_gateway, space, sshd, client_key)
     base_url, root = package_server
@@ -419,7 +444,15 @@ async def test_a_package_step_is_deployed_on_an_ssh_target_from_step_dispatch(
         "Deployed": "yes",
         "Package.InstallationDirectoryPath": str(folder),
     }
-    assert [artifact.name for artifact in finished.artifacts] == ["report.json"]
+    [artifact] = finished.artifacts
+    assert artifact.name == "report.json" and artifact.object_name is not None
+    store = TaskArtifactStore(NatsSettings(url=nats_url), name="test-artifacts")
+    try:
+        kept = await store.get(artifact.object_name)
+    finally:
+        await store.aclose()
+    assert kept == (folder / "report.json").read_bytes()
+    assert artifact.sha256 == hashlib.sha256(kept).hexdigest()
 
 
 async def test_deployment_steps_on_one_ssh_target_run_one_at_a_time(

@@ -42,7 +42,7 @@ from cephalo_agent_gateway.domain.ssh_targets import (
 from cephalo_agent_gateway.domain.step_actions import StepResults
 from cephalo_agent_gateway.testing.sshd import Sshd
 from cephalo_common.agent_protocol import LogSource, ProcessOutput
-from cephalo_common.contracts import PackageAcquisitionV1, StepDispatchV1
+from cephalo_common.contracts import ArtifactV1, PackageAcquisitionV1, StepDispatchV1
 from cephalo_common.embedded import free_port
 
 SECRET = "ssh-Pa55-w0rd-42"
@@ -326,7 +326,17 @@ async def test_a_package_is_deployed_over_ssh_from_dispatch_to_step_finished(
     async def publish(lines: list[ProcessOutput]) -> None:
         published.extend(lines)
 
-    finished = await run_ssh_step(SshStepRunner(connections), endpoint, dispatch, publish)
+    runner = SshStepRunner(connections)
+    kept: list[tuple[int, str, bytes]] = []
+
+    async def keep(index: int, path: str, artifact: ArtifactV1) -> ArtifactV1:
+        kept.append((index, path, await runner.fetch(endpoint, path, 1024)))
+        return artifact.model_copy(update={"object_name": f"kept/{index}"})
+
+    # Lines reach `publish` (and the results) only at the end: artifacts are kept after that.
+    finished = await run_ssh_step(
+        runner, endpoint, dispatch, publish, flush_seconds=3600, keep=keep
+    )
     texts = [line.text for line in published]
     assert (finished.exit_code, finished.error) == (0, None), texts
     folder = Path(connections.settings.remote_base) / "apps" / "Staging" / "Shop" / "1.2.3"
@@ -337,3 +347,5 @@ async def test_a_package_is_deployed_over_ssh_from_dispatch_to_step_finished(
     assert finished.last_log_sequence == len(published)
     assert finished.output_variables["Deployed"] == "yes"
     assert [a.name for a in finished.artifacts] == ["report.json"]
+    assert finished.artifacts[0].object_name == "kept/0"
+    assert kept == [(0, str(folder / "report.json"), (folder / "report.json").read_bytes())]

@@ -94,6 +94,10 @@ def test_requirements_name_the_objects_a_request_touches() -> None:
     assert dict(deploy.body) == {"release_id": Kind.RELEASE, "environment_id": Kind.ENVIRONMENT}
     log = requirement_for("GET", ["spaces", "s", "tasks", "t-1", "log"])
     assert log is not None and log.refs == {Kind.TASK: "t-1"} and log.space == "s"
+    for path in (["artifacts"], ["artifacts", "a-1"]):
+        artifact = requirement_for("GET", ["spaces", "s", "tasks", "t-1", *path])
+        assert artifact is not None and artifact.permission is Permission.ARTIFACT_VIEW
+        assert artifact.refs == {Kind.TASK: "t-1"}
     assert requirement_for("GET", ["spaces", "s", "unicorns"]) is None
 
 

@@ -161,11 +161,14 @@ class PackageAcquisitionV1(Contract):
 
 
 class ArtifactV1(Contract):
-    """A file a step published (`new_cephaloartifact`), stored by agent-gateway."""
+    """A file a step published (`new_cephaloartifact`). Once agent-gateway has fetched its
+    bytes they are in the `cephalo-task-artifacts` object store under `object_name`."""
 
     name: str
     size: int
     url: str | None = None
+    object_name: str | None = None
+    sha256: str | None = None
 
 
 class StepDispatchV1(Contract):

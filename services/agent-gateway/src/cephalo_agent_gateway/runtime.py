@@ -35,6 +35,7 @@ from cephalo_agent_gateway.transport.polling import ConnectionRegistry
 from cephalo_agent_gateway.transport.routing import NatsRoute, RouteSettings
 from cephalo_common.http.app import Runtime
 from cephalo_common.logging import get_logger
+from cephalo_common.messaging.artifacts import TaskArtifactStore
 from cephalo_common.messaging.envelope import Envelope
 from cephalo_common.urls import OutboundPolicy
 
@@ -164,6 +165,7 @@ def build_gateway(runtime: Runtime, settings: AgentGatewaySettings) -> Gateway:
             isolation_mutex_timeout_seconds=settings.script_isolation_mutex_timeout_seconds,
         ),
         ssh,
+        TaskArtifactStore(settings.nats, name=f"agent-gateway-artifacts-{settings.replica_name}"),
     )
     supervisor = ScriptRunSupervisor(
         sessionmaker,
@@ -241,6 +243,7 @@ async def stop_gateway(runtime: Runtime) -> None:
     await gateway.listening.aclose()
     await gateway.release_service.aclose()
     await gateway.ssh.aclose()
+    await gateway.driver.aclose()
 
 
 async def _announce_connections(gateway: Gateway) -> None:

@@ -17,7 +17,7 @@ from cephalo_orchestrator.api import routers
 from cephalo_orchestrator.clients.agent_gateway import AgentGatewayMachines, create_client
 from cephalo_orchestrator.clients.package_feed import FeedPackages
 from cephalo_orchestrator.db.models import OutboxEvent
-from cephalo_orchestrator.deps import HTTP_CLIENT_KEY
+from cephalo_orchestrator.deps import ARTIFACT_STORE_KEY, HTTP_CLIENT_KEY
 from cephalo_orchestrator.events.consumers import RUNNER_KEY, consumers
 from cephalo_orchestrator.metrics import refresh_tasks_gauge, tasks_gauge
 from cephalo_orchestrator.runner import TaskRunner, node_name
@@ -66,7 +66,7 @@ async def stop_runner(runtime: Runtime) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-    for key in (HTTP_CLIENT_KEY, FEED_CLIENT_KEY):
+    for key in (HTTP_CLIENT_KEY, FEED_CLIENT_KEY, ARTIFACT_STORE_KEY):
         client = runtime.extras.pop(key, None)
         if client is not None:
             await client.aclose()

@@ -8,6 +8,7 @@ from fastapi import Depends, Header
 
 from cephalo_common.errors import Unauthorized
 from cephalo_common.http.app import RuntimeDep, SessionDep
+from cephalo_common.messaging.artifacts import TaskArtifactStore
 from cephalo_common.security import internal_token
 from cephalo_orchestrator.clients.agent_gateway import AgentGatewayMachines
 from cephalo_orchestrator.db.repositories import Repositories
@@ -16,6 +17,7 @@ from cephalo_orchestrator.domain.targets import MachineDirectory
 from cephalo_orchestrator.settings import OrchestratorSettings
 
 HTTP_CLIENT_KEY = "agent_gateway_client"  # pragma: allowlist secret
+ARTIFACT_STORE_KEY = "task_artifact_store"
 
 
 def _repositories(session: SessionDep) -> Repositories:
@@ -38,7 +40,16 @@ def _limits(runtime: RuntimeDep) -> Limits:
     )
 
 
+def _artifact_store(runtime: RuntimeDep) -> TaskArtifactStore:
+    store = runtime.extras.get(ARTIFACT_STORE_KEY)
+    if not isinstance(store, TaskArtifactStore):
+        store = TaskArtifactStore(runtime.settings.nats, name=f"{runtime.name}-artifacts")
+        runtime.extras[ARTIFACT_STORE_KEY] = store
+    return store
+
+
 DirectoryDep = Annotated[MachineDirectory, Depends(_directory)]
+ArtifactStoreDep = Annotated[TaskArtifactStore, Depends(_artifact_store)]
 LimitsDep = Annotated[Limits, Depends(_limits)]
 
 

@@ -3,6 +3,7 @@
 from cephalo_agent_gateway.api.routes import (
     machine_policies,
     machines,
+    offline_drops,
     script_runs,
     server,
     ssh_targets,
@@ -12,6 +13,7 @@ from cephalo_agent_gateway.api.routes import (
 
 routers = [
     ssh_targets.router,  # before machines: POST /ssh is not a machine id
+    offline_drops.router,
     machines.router,
     workers.router,
     worker_pools.router,

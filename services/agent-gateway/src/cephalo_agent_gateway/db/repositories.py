@@ -29,6 +29,7 @@ COMPLETE = "Complete"
 TARGET = "target"
 WORKER = "worker"
 SSH = "ssh"  # the mode of SSH targets: no agent, no certificate
+OFFLINE_DROP = "offline-drop"  # steps become bundles to download: no agent, no certificate
 
 
 class MachineRepository(RepositoryBase[Machine]):
@@ -131,7 +132,7 @@ class MachineRepository(RepositoryBase[Machine]):
     async def certificates_since(self, since: datetime | None) -> list[tuple[str, str, datetime]]:
         """Certificates of machines created since `since` (all when None): the trust store."""
         statement = select(Machine.certificate_pem, Machine.thumbprint, Machine.created_at).where(
-            Machine.mode != SSH
+            Machine.mode.not_in((SSH, OFFLINE_DROP))
         )
         if since is not None:
             statement = statement.where(Machine.created_at >= since)

@@ -31,7 +31,7 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cephalo_agent_gateway.db.models import HealthCheck, Machine, MachinePolicy
-from cephalo_agent_gateway.db.repositories import SSH, Repositories
+from cephalo_agent_gateway.db.repositories import OFFLINE_DROP, SSH, Repositories
 from cephalo_agent_gateway.domain.health_schedule import next_check_at
 from cephalo_agent_gateway.domain.machine_policies import (
     HealthCheckType,
@@ -92,6 +92,8 @@ class HealthChecker:
     async def _check(self, machine: Machine, policy: MachinePolicy) -> tuple[HealthStatus, str]:
         if machine.mode == SSH:
             return await self._check_ssh(machine, policy)
+        if machine.mode == OFFLINE_DROP:
+            return HealthStatus.HEALTHY, "Offline drop: steps become bundles to download"
         client = ScriptClient(self._transport, machine.id)
         timeout = float(policy.health_check_timeout_seconds)
         deadline = asyncio.get_running_loop().time() + timeout

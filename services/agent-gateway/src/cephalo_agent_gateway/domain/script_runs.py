@@ -22,20 +22,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import sys
 import uuid
 from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import httpx
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cephalo_agent_gateway.db.models import Machine, ScriptRun
-from cephalo_agent_gateway.db.repositories import SSH, TARGET, Repositories
+from cephalo_agent_gateway.db.repositories import OFFLINE_DROP, SSH, TARGET, Repositories
+from cephalo_agent_gateway.domain.offline_drop import IncompleteDrop, drop_for
 from cephalo_agent_gateway.domain.scripts import RemoteCallFailed, ScriptClient
 from cephalo_agent_gateway.domain.ssh_service import SshTargets
-from cephalo_agent_gateway.domain.ssh_steps import run_ssh_step
+from cephalo_agent_gateway.domain.ssh_steps import KeepArtifact, run_ssh_step
 from cephalo_agent_gateway.domain.ssh_targets import SshEndpoint, SshUnavailable
 from cephalo_agent_gateway.domain.step_actions import (
     ActionNotSupported,
@@ -49,17 +52,25 @@ from cephalo_common.agent_protocol import (
     CONTRACT_VERSION,
     Capabilities,
     ExitCodes,
+    LogSource,
     ProcessOutput,
     ProcessState,
     ScriptIsolation,
     ScriptStatusResponse,
     StartScriptCommand,
 )
-from cephalo_common.contracts import StepDispatchV1, StepFinishedV1, StepLogV1
+from cephalo_common.contracts import (
+    ArtifactV1,
+    PackageAcquisitionV1,
+    StepDispatchV1,
+    StepFinishedV1,
+    StepLogV1,
+)
 from cephalo_common.db.session import unit_of_work
 from cephalo_common.errors import Conflict, NotFound
 from cephalo_common.ids import utc_now
 from cephalo_common.logging import get_logger
+from cephalo_common.messaging.artifacts import MAX_ARTIFACT_BYTES, TaskArtifactStore
 from cephalo_common.messaging.broker import PermanentFailure
 from cephalo_common.messaging.envelope import Envelope
 
@@ -233,8 +244,19 @@ class CapabilitiesCache:
         self._entries.pop(machine_id, None)
 
 
+async def _fetch_package(package: PackageAcquisitionV1) -> bytes:
+    """A package by its signed URL, for a bundle (the bundle checks its SHA-256)."""
+    if not package.url:
+        raise IncompleteDrop(f"package {package.package_id} {package.version} has no URL")
+    async with httpx.AsyncClient(timeout=60) as client:
+        response = await client.get(package.url)
+        response.raise_for_status()
+        return response.content
+
+
 async def _unless_cancelled(awaitable: Awaitable[T], cancel: asyncio.Event) -> T:
-    """Await `awaitable`, but raise `Cancelled` as soon as `cancel` is set."""
+    """Await `awaitable`, but raise `Cancelled` as soon as `cancel` is set, once the work has
+    wound down (an SSH step stops its remote processes on the way out)."""
     work = asyncio.ensure_future(awaitable)
     stop = asyncio.create_task(cancel.wait())
     try:
@@ -243,6 +265,7 @@ async def _unless_cancelled(awaitable: Awaitable[T], cancel: asyncio.Event) -> T
         stop.cancel()
     if not work.done():
         work.cancel()
+        await asyncio.wait({work})
         raise Cancelled
     return work.result()
 
@@ -276,13 +299,19 @@ class ScriptRunDriver:
         transport: Transport,
         settings: RunSettings,
         ssh: SshTargets | None = None,
+        artifacts: TaskArtifactStore | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._transport = transport
         self._settings = settings
         self._ssh = ssh
+        self._artifacts = artifacts
         self.capabilities = CapabilitiesCache(settings.capabilities_cache_seconds)
         self._results: dict[str, StepResults] = {}
+
+    async def aclose(self) -> None:
+        if self._artifacts is not None:
+            await self._artifacts.aclose()
 
     async def drive(self, ticket: str, cancel: asyncio.Event | None = None) -> None:
         """Run to the end; setting `cancel` kills the script (or stops it from starting)."""
@@ -300,6 +329,8 @@ class ScriptRunDriver:
                 admitted = _admit(run, machine)
                 if admitted.mode == SSH:
                     await self._attempt_ssh(run, admitted, cancel)
+                elif admitted.mode == OFFLINE_DROP:
+                    await self._attempt_drop(run, admitted)
                 else:
                     await self._attempt(run, admitted, contact, cancel)
                 return
@@ -430,6 +461,7 @@ class ScriptRunDriver:
             dispatch,
             publish_lines,
             timeout_seconds=dispatch.timeout_seconds,
+            keep=self._keeper(ssh, run, endpoint),
         )
         try:
             finished = await _unless_cancelled(step, cancel)
@@ -440,6 +472,66 @@ class ScriptRunDriver:
         await self._finish(
             run, finished.exit_code, finished.error or explanation, gathered=finished
         )
+
+    async def _attempt_drop(self, run: ScriptRun, machine: Machine) -> None:
+        """Build the step's bundle and keep it as the step's artifact; nothing runs here."""
+        store = self._artifacts
+        if store is None:
+            raise RunRefused(f"Machine {machine.name} is an offline drop; no artifact store here")
+        await self._mark_running(run)
+        dispatch = StepDispatchV1.model_validate(run.dispatch)
+        try:
+            bundle = await drop_for(dispatch, _fetch_package)
+        except (IncompleteDrop, httpx.HTTPError) as error:
+            await self._finish(run, None, f"Machine {machine.name}: no offline drop ({error})")
+            return
+        name = f"{machine.name}-{run.ticket}.tar.gz"
+        object_name = f"{run.space_id}/{run.task_id}/{run.ticket}/offline-drop"
+        await store.put(object_name, bundle)
+        artifact = ArtifactV1(
+            name=name,
+            size=len(bundle),
+            object_name=object_name,
+            sha256=hashlib.sha256(bundle).hexdigest(),
+        )
+        line = ProcessOutput(
+            sequence=run.last_log_sequence + 1,
+            source=LogSource.STDOUT,
+            text=f"Offline drop {name} is ready: download it from the task's artifacts, copy "
+            "it to the host, extract it and run deploy.sh.",
+            time=utc_now().isoformat(),
+        )
+        finished = StepFinishedV1(
+            ticket=run.ticket,
+            task_id=run.task_id,
+            step_run_id=run.step_run_id,
+            machine_id=str(run.machine_id),
+            exit_code=0,
+            artifacts=[artifact],
+        )
+        await self._finish(run, 0, None, [line], gathered=finished)
+
+    def _keeper(
+        self, ssh: SshTargets, run: ScriptRun, endpoint: SshEndpoint
+    ) -> KeepArtifact | None:
+        """Artifacts' bytes go from the target to the task artifact store."""
+        store = self._artifacts
+        if store is None:
+            return None
+
+        async def keep(index: int, path: str, artifact: ArtifactV1) -> ArtifactV1:
+            data = await ssh.runner.fetch(endpoint, path, MAX_ARTIFACT_BYTES)
+            object_name = f"{run.space_id}/{run.task_id}/{run.ticket}/{index}"
+            try:
+                await store.put(object_name, data)
+            except Exception as error:  # NATS errors have no common base
+                raise OSError(f"the artifact store refused it ({error})") from error
+            digest = hashlib.sha256(data).hexdigest()
+            return artifact.model_copy(
+                update={"size": len(data), "object_name": object_name, "sha256": digest}
+            )
+
+        return keep
 
     def _command(
         self, dispatch: StepDispatchV1, plan: ScriptPlan, machine: Machine

@@ -4,6 +4,9 @@ The log is numbered here (an SSH session has no journal to resume from) and hand
 `publish` as it arrives (every `flush_seconds`, at most `BATCH_LINES` a call) with service
 messages already described; the results are gathered as on an agent. A lost connection mid-step cannot be resumed: the step finishes with an error
 saying its outcome is unknown, never re-run.
+
+Artifacts are handed to `keep` once the step has ended (it fetches and stores their bytes);
+one that cannot be kept is reported in the step's log and does not change its outcome.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import asyncssh
 from cephalo_agent_gateway.domain.ssh_targets import SshEndpoint, SshStepRunner, SshUnavailable
 from cephalo_agent_gateway.domain.step_actions import StepResults, action_spec
 from cephalo_common.agent_protocol import ExitCodes, LogSource, ProcessOutput
-from cephalo_common.contracts import StepDispatchV1, StepFinishedV1
+from cephalo_common.contracts import ArtifactV1, StepDispatchV1, StepFinishedV1
 from cephalo_common.ids import utc_now
 
 Publish = Callable[[list[ProcessOutput]], Awaitable[None]]
+KeepArtifact = Callable[[int, str, ArtifactV1], Awaitable[ArtifactV1]]
 BATCH_LINES = 200
 
 
@@ -45,6 +49,7 @@ async def run_ssh_step(
     publish: Publish,
     flush_seconds: float = 0.5,
     timeout_seconds: float | None = None,
+    keep: KeepArtifact | None = None,
 ) -> StepFinishedV1:
     """The step's `step.finished`; past `timeout_seconds` its session is closed and it
     finishes with the agent's TimedOut exit code."""
@@ -81,7 +86,10 @@ async def run_ssh_step(
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await flusher
-    await flush()
+    await flush()  # every line absorbed: the results are complete
+    if keep is not None and exit_code is not None:
+        await _keep_artifacts(results, keep, log)
+        await flush()
     return StepFinishedV1(
         ticket=dispatch.ticket,
         task_id=dispatch.task_id,
@@ -94,3 +102,11 @@ async def run_ssh_step(
         artifacts=results.artifact_list,
         last_log_sequence=log.sequence or None,
     )
+
+
+async def _keep_artifacts(results: StepResults, keep: KeepArtifact, log: _Log) -> None:
+    for index, (path, artifact) in enumerate(list(results.artifacts.items())):
+        try:
+            results.artifacts[path] = await keep(index, path, artifact)
+        except (SshUnavailable, OSError, asyncssh.Error, ValueError) as error:
+            log(LogSource.STDERR, f"The artifact {artifact.name!r} was not kept: {error}")

@@ -10,6 +10,9 @@
   only when that file is missing (the version is a hash of its sources).
 - The action goes up as a 0600 file the runner deletes once read: sensitive values are
   never on a command line. No PTY is requested, stdin is closed.
+- Closing a channel does not stop what runs behind it (no PTY, no SIGHUP), so the runner is
+  `exec`ed by the session's shell, which sshd made a process group leader, and announces that
+  group first: a cancelled or timed-out step gets SIGTERM then SIGKILL sent to the group.
 """
 
 from __future__ import annotations
@@ -31,9 +34,13 @@ import asyncssh
 from cephalo_agent.steprunner.bundle import build_bundle
 from cephalo_agent_gateway.domain.ssh_accounts import SshAccount
 from cephalo_common.agent_protocol import LogSource
+from cephalo_common.logging import get_logger
 
 _TICKET = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 MIN_PYTHON = (3, 11)
+log = get_logger(__name__)
+PROCESS_GROUP_MARKER = "##cephalo-process-group "
+KILL_GRACE_SECONDS = 3
 
 
 class SshUnavailable(Exception):
@@ -254,22 +261,46 @@ class SshStepRunner:
     async def _stream(
         self, connection: asyncssh.SSHClientConnection, command: str, on_line: LineSink
     ) -> int:
+        announced = f"echo '{PROCESS_GROUP_MARKER}'$$; exec {command}"
+        group: list[int] = []
         async with asyncio.timeout(self.pool.settings.run_timeout_seconds):
-            process = await connection.create_process(command, encoding="utf-8", errors="replace")
+            process = await connection.create_process(announced, encoding="utf-8", errors="replace")
             try:
-                return await self._follow(process, on_line)
+                return await self._follow(process, on_line, group)
             except BaseException:
+                if group:
+                    await self._kill_group(connection, group[0])
                 process.close()  # a timed-out or cancelled step gives its session back
                 raise
 
-    async def _follow(self, process: asyncssh.SSHClientProcess[str], on_line: LineSink) -> int:
+    async def _kill_group(self, connection: asyncssh.SSHClientConnection, group: int) -> None:
+        """SIGTERM to the step's process group, SIGKILL to what is left after a grace period;
+        the session does not wait for the grace period."""
+        command = (
+            f"(kill -TERM -- -{group}; sleep {KILL_GRACE_SECONDS}; kill -KILL -- -{group})"
+            " >/dev/null 2>&1 </dev/null &"
+        )
+        try:
+            async with asyncio.timeout(self.pool.settings.connect_timeout_seconds):
+                await connection.run(command, check=False)
+        except (OSError, asyncssh.Error, TimeoutError) as error:
+            log.warning("could not stop an SSH step's processes", group=group, error=str(error))
+
+    async def _follow(
+        self, process: asyncssh.SSHClientProcess[str], on_line: LineSink, group: list[int]
+    ) -> int:
         process.stdin.write_eof()
 
         async def pump(reader: asyncssh.SSHReader[str], source: LogSource) -> None:
             async for line in reader:
                 if not line:  # EOF
                     break
-                on_line(source, line.rstrip("\r\n"))
+                text = line.rstrip("\r\n")
+                first = not group and source is LogSource.STDOUT
+                if first and text.startswith(PROCESS_GROUP_MARKER):
+                    group.append(int(text.removeprefix(PROCESS_GROUP_MARKER)))
+                    continue
+                on_line(source, text)
 
         await asyncio.gather(
             pump(process.stdout, LogSource.STDOUT), pump(process.stderr, LogSource.STDERR)
@@ -277,6 +308,21 @@ class SshStepRunner:
         completed = await process.wait()
         status = completed.exit_status
         return status if status is not None else -1
+
+    async def fetch(self, endpoint: SshEndpoint, path: str, limit: int) -> bytes:
+        """A file the step left on the target (an artifact), at most `limit` bytes."""
+        async with (
+            self.pool.session(endpoint) as connection,
+            connection.start_sftp_client() as sftp,
+        ):
+            size = (await sftp.stat(path)).size or 0
+            if size > limit:
+                raise ValueError(f"{path} is {size} bytes, over the {limit}-byte limit")
+            async with sftp.open(path, "rb") as handle:
+                data: bytes = await handle.read(limit + 1)
+        if len(data) > limit:
+            raise ValueError(f"{path} grew over the {limit}-byte limit while it was read")
+        return data
 
     async def _ensure_runner(self, connection: asyncssh.SSHClientConnection) -> str:
         version, bundle = runner_bundle()

@@ -161,3 +161,13 @@ class MachineHealth(ReadModel):
     message: str | None
     checked_at: datetime | None
     history: list[HealthCheckResult]
+
+
+class OfflineDropRegister(WriteModel):
+    """A target Cephalo cannot reach: each step becomes a bundle downloaded from its task."""
+
+    name: Name
+    environments: list[Name] = Field(
+        min_length=1, max_length=100, description="Environment names or ids of this space."
+    )
+    roles: list[Role] = Field(default_factory=list, max_length=100)

@@ -67,6 +67,7 @@ class Permission(StrEnum):
     TASK_VIEW = "TaskView"
     TASK_CREATE = "TaskCreate"
     TASK_CANCEL = "TaskCancel"
+    ARTIFACT_VIEW = "ArtifactView"
     INTERRUPTION_VIEW = "InterruptionView"
     INTERRUPTION_SUBMIT = "InterruptionSubmit"
     FEED_VIEW = "FeedView"
@@ -121,6 +122,7 @@ _PROJECT_VIEW = frozenset(
         P.LIFECYCLE_VIEW,
         P.MACHINE_VIEW,
         P.TASK_VIEW,
+        P.ARTIFACT_VIEW,
         P.INTERRUPTION_VIEW,
         P.FEED_VIEW,
         P.EVENT_VIEW,
@@ -223,6 +225,7 @@ BUILT_IN_ROLES: Mapping[str, Role] = {
                     P.LIFECYCLE_VIEW,
                     P.TASK_VIEW,
                     P.TASK_CREATE,
+                    P.ARTIFACT_VIEW,
                 }
             ),
         ),
@@ -440,12 +443,15 @@ RULES: Sequence[Rule] = (
         environment_id=Kind.ENVIRONMENT,
     ),
     _rule(READ, f"{S}/tasks", P.TASK_VIEW),
+    _rule(READ, f"{S}/tasks/{{task}}/artifacts/**", P.ARTIFACT_VIEW),
     _rule(READ, f"{S}/tasks/{{task}}/**", P.TASK_VIEW),
     _rule("POST", f"{S}/tasks/{{task}}/interruptions/**", P.INTERRUPTION_SUBMIT),
     _rule(WRITE, f"{S}/tasks/{{task}}/**", P.TASK_CANCEL),
     _rule(READ, f"{S}/machines", P.MACHINE_VIEW),
     _rule("POST", f"{S}/machines", P.MACHINE_CREATE, environments=Kind.ENVIRONMENTS),
     _rule("POST", f"{S}/machines/register", P.MACHINE_CREATE, environments=Kind.ENVIRONMENTS),
+    _rule("POST", f"{S}/machines/ssh", P.MACHINE_CREATE, environments=Kind.ENVIRONMENTS),
+    _rule("POST", f"{S}/machines/offline-drop", P.MACHINE_CREATE, environments=Kind.ENVIRONMENTS),
     _rule(READ, f"{S}/machines/pending/**", P.MACHINE_VIEW),
     _rule("POST", f"{S}/machines/pending", P.MACHINE_CREATE, environments=Kind.ENVIRONMENTS),
     _rule(WRITE, f"{S}/machines/pending/**", P.MACHINE_CREATE),

@@ -202,3 +202,26 @@ class TaskLogLine(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
+
+
+class TaskArtifact(IdMixin, Base):
+    """A file a step published; its bytes are in the task artifact object store under
+    `object_name` (the row is written only once they are there)."""
+
+    __tablename__ = "task_artifacts"
+    __table_args__ = (
+        UniqueConstraint("object_name"),
+        Index("ix_task_artifacts__task_id_created_at", "task_id", "created_at"),
+    )
+
+    task_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("server_tasks.id"))
+    step_run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("step_runs.id"))
+    step_name: Mapped[str] = mapped_column(String(200))
+    machine_name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(500))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    object_name: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )

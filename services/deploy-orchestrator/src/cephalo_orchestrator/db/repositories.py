@@ -21,6 +21,7 @@ from cephalo_orchestrator.db.models import (
     OutboxEvent,
     ServerTask,
     StepRun,
+    TaskArtifact,
     TaskLogLine,
 )
 
@@ -426,6 +427,37 @@ class OutboxQueries:
         return {ticket for ticket in tickets if any(ticket.encode() in p for p in payloads)}
 
 
+class TaskArtifactRepository(RepositoryBase[TaskArtifact]):
+    model = TaskArtifact
+    noun = "artifact"
+
+    async def add_new(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Insert artifacts; one already recorded (same object) is skipped."""
+        values = list(rows)
+        if values:
+            statement = (
+                insert(TaskArtifact)
+                .values(values)
+                .on_conflict_do_nothing(index_elements=[TaskArtifact.object_name])
+            )
+            await self.session.execute(statement)
+
+    async def of_task(self, task_id: uuid.UUID) -> Sequence[TaskArtifact]:
+        return await self.list(
+            select(TaskArtifact)
+            .where(TaskArtifact.task_id == task_id)
+            .order_by(TaskArtifact.created_at, TaskArtifact.id)
+        )
+
+    async def find_in_task(self, task_id: uuid.UUID, artifact_id: uuid.UUID) -> TaskArtifact | None:
+        found: TaskArtifact | None = await self.session.scalar(
+            select(TaskArtifact).where(
+                TaskArtifact.task_id == task_id, TaskArtifact.id == artifact_id
+            )
+        )
+        return found
+
+
 class Repositories:
     """Every repository of this service over one session (one unit of work)."""
 
@@ -436,3 +468,4 @@ class Repositories:
         self.log = TaskLogRepository(session)
         self.interruptions = InterruptionRepository(session)
         self.outbox = OutboxQueries(session)
+        self.artifacts = TaskArtifactRepository(session)

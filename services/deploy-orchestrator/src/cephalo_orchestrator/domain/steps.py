@@ -13,6 +13,7 @@ from cephalo_common.logging import get_logger
 from cephalo_orchestrator.db.models import ServerTask, StepRun
 from cephalo_orchestrator.db.repositories import Repositories
 from cephalo_orchestrator.domain import plan, task_log
+from cephalo_orchestrator.domain.artifacts import record_artifacts
 from cephalo_orchestrator.domain.interruptions import Override, raise_guided_failure
 from cephalo_orchestrator.domain.planning import DeploymentPlan
 from cephalo_orchestrator.domain.reconciler import GatewayRun
@@ -169,6 +170,7 @@ async def _apply_verdict(
     run.reported = None
     run.output_variables = dict(message.output_variables)
     run.sensitive_outputs = list(message.sensitive_output_variables)
+    await record_artifacts(repos, run, message.artifacts)
     line = plan.finished_line(run.step_name, run.machine_name, message.exit_code, message.error)
     source = LogSource.INFO if run.state == StepRunState.SUCCESS else LogSource.ERROR
     await task_log.write(repos, task, line, now=now, source=source, run=run)

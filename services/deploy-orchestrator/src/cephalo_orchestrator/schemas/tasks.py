@@ -74,3 +74,14 @@ class TaskLogLine(ReadModel):
         description="The agent's number for its line (from 1, per step run); null for ours."
     )
     text: str
+
+
+class TaskArtifact(ReadModel):
+    id: uuid.UUID
+    name: str
+    size: int
+    sha256: str | None
+    step_run_id: uuid.UUID
+    step_name: str
+    machine_name: str
+    created_at: datetime
