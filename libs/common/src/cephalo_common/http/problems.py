@@ -50,6 +50,26 @@ def _field_errors(error: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+DATA_EXCEPTION_CLASS = "22"
+"""PostgreSQL SQLSTATE class 22, data exception: the client's value (a NUL character, an
+integer out of range, an invalid encoding) cannot be stored or compared. Input, not a fault."""
+
+
+def is_data_exception(error: BaseException) -> bool:
+    """Whether `error` (or what it wraps: SQLAlchemy's `orig`, a `__cause__`) is a data
+    exception from PostgreSQL."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(code, str) and code.startswith(DATA_EXCEPTION_CLASS):
+            return True
+        wrapped = getattr(current, "orig", None)
+        current = wrapped if isinstance(wrapped, BaseException) else current.__cause__
+    return False
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_cephalo_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, CephaloError)
@@ -85,6 +105,16 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
+        if is_data_exception(error):
+            log.info("input the database refused", path=request.url.path, error=str(error)[:200])
+            return problem(
+                422,
+                "Invalid input",
+                "A value cannot be stored or compared (e.g. a NUL character or a number "
+                "out of range).",
+                slug="invalid-input",
+                request=request,
+            )
         log.exception("unhandled error", path=request.url.path)
         return problem(
             500,
