@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cephalo_common.errors import CephaloError
@@ -71,6 +72,10 @@ def is_data_exception(error: BaseException) -> bool:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
+    """Database errors get their own registration: the catch-all `Exception` handler runs in
+    Starlette's outermost middleware, which re-raises after answering (the server then
+    drops the connection); a handler for a specific class answers and is done."""
+
     async def on_cephalo_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, CephaloError)
         return problem(
@@ -127,4 +132,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CephaloError, on_cephalo_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(DBAPIError, on_unexpected)
     app.add_exception_handler(Exception, on_unexpected)
