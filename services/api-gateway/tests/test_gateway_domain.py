@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from cephalo_gateway.domain.audit import is_state_changing
+from cephalo_gateway.domain.audit import storable as audit_storable
 from cephalo_gateway.domain.headers import has_body, request_headers, response_headers
 from cephalo_gateway.domain.spaces import SpaceCache
 
@@ -97,3 +98,8 @@ def test_only_requests_that_announce_a_body_stream_one() -> None:
 def test_only_mutating_methods_are_audited() -> None:
     assert all(is_state_changing(m) for m in ("POST", "put", "PATCH", "DELETE"))
     assert not any(is_state_changing(m) for m in ("GET", "HEAD", "OPTIONS"))
+
+
+def test_audit_text_keeps_a_nul_as_the_replacement_character() -> None:
+    assert audit_storable("/api/v1/spaces/\x00/x") == "/api/v1/spaces/\ufffd/x"
+    assert audit_storable(None) is None

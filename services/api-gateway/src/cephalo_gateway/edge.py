@@ -273,17 +273,17 @@ async def _record(scope: Scope, status: int, runtime: Any) -> None:
     )
     entry = audit.AuditEntry(
         method=method,
-        path=scope["path"],
+        path=audit.storable(scope["path"]),
         status=status,
         space_id=state.get("audit_space_id"),
-        actor=str(actor)[:200],
-        request_id=str(state.get("request_id") or ""),
+        actor=audit.storable(str(actor))[:200],
+        request_id=audit.storable(str(state.get("request_id") or "")),
         upstream=state.get("audit_upstream") or "api-gateway",
         category=state.get("audit_category") or audit.category_of(method, status),
         user_id=user_id,
         ip_address=state.get("client_ip"),
-        user_agent=_header(scope, b"user-agent"),
-        detail=state.get("audit_detail"),
+        user_agent=audit.storable(_header(scope, b"user-agent")),
+        detail=audit.storable(state.get("audit_detail")),
     )
     try:
         async with unit_of_work(runtime.sessionmaker) as session:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cephalo_common.errors import CephaloError
@@ -53,7 +54,31 @@ def _field_errors(error: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+DATA_EXCEPTION_CLASS = "22"
+"""PostgreSQL SQLSTATE class 22, data exception: the client's value (a NUL character, an
+integer out of range, an invalid encoding) cannot be stored or compared. Input, not a fault."""
+
+
+def is_data_exception(error: BaseException) -> bool:
+    """Whether `error` (or what it wraps: SQLAlchemy's `orig`, a `__cause__`) is a data
+    exception from PostgreSQL."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(code, str) and code.startswith(DATA_EXCEPTION_CLASS):
+            return True
+        wrapped = getattr(current, "orig", None)
+        current = wrapped if isinstance(wrapped, BaseException) else current.__cause__
+    return False
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    """Database errors get their own registration: the catch-all `Exception` handler runs in
+    Starlette's outermost middleware, which re-raises after answering (the server then
+    drops the connection); a handler for a specific class answers and is done."""
+
     async def on_cephalo_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, CephaloError)
         return problem(
@@ -92,6 +117,16 @@ def install_problem_handlers(app: FastAPI) -> None:
         the log context and outside the middleware that stamps the header: both are put back
         here, so the client's id finds the log line and its traceback, which the body never
         carries."""
+        if is_data_exception(error):
+            log.info("input the database refused", path=request.url.path, error=str(error)[:200])
+            return problem(
+                422,
+                "Invalid input",
+                "A value cannot be stored or compared (e.g. a NUL character or a number "
+                "out of range).",
+                slug="invalid-input",
+                request=request,
+            )
         request_id = getattr(request.state, "request_id", None) or str(uuid7())
         log.error("unhandled error", path=request.url.path, request_id=request_id, exc_info=error)
         response = problem(
@@ -108,4 +143,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CephaloError, on_cephalo_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(DBAPIError, on_unexpected)
     app.add_exception_handler(Exception, on_unexpected)

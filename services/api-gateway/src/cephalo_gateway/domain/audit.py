@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 from cephalo_gateway.db.models import AuditEvent
 from cephalo_gateway.db.repositories import AuditFilter, Repositories
@@ -32,6 +33,16 @@ class Category:
 
 
 ALL_CATEGORIES = tuple(value for name, value in vars(Category).items() if not name.startswith("_"))
+
+
+@overload
+def storable(text: str) -> str: ...
+@overload
+def storable(text: None) -> None: ...
+def storable(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL: a request for `/spaces/%00` must still be recorded,
+    so NUL becomes U+FFFD (the replacement character) in what the audit row keeps."""
+    return None if text is None else text.replace("\x00", "\ufffd")
 
 
 def is_state_changing(method: str) -> bool:

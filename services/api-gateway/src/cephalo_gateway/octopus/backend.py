@@ -138,12 +138,15 @@ class Backend:
     # Projects, releases, environments ---------------------------------------------------
 
     async def _list(self, upstream: Upstream, path: str, **params: Any) -> list[dict[str, Any]]:
-        """Every item, page by page (bare-list answers come whole)."""
+        """Every item, page by page (bare-list answers come whole). A 4xx is the caller's
+        input (a name with a NUL, say): Octopus's 400, not an outage."""
         found: list[dict[str, Any]] = []
         for page in range(MAX_PAGES):
             status, body = await self.call(
                 upstream, "GET", path, params={**params, "take": PAGE, "skip": page * PAGE}
             )
+            if 400 <= status < 500:
+                raise BadRequest(_problem_text(body, f"{upstream.value} refused the lookup"))
             if status != 200:
                 raise Unavailable(_problem_text(body, f"{upstream.value} could not list {path}"))
             items = items_of(body)
