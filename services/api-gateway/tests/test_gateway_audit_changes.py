@@ -42,12 +42,18 @@ async def send(
 
 
 async def rows_containing(database_url: str, needle: str) -> int:
+    """Audit rows, and the `audit.recorded` events waiting in the outbox, holding `needle`."""
     connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
     try:
-        count = await connection.fetchval(
-            "SELECT count(*) FROM gateway.audit_events e WHERE strpos(e::text, $1) > 0", needle
+        rows = await connection.fetchval(
+            "SELECT count(*) FROM gateway.audit_events t WHERE strpos(t::text, $1) > 0", needle
         )
-        return int(count)
+        events = await connection.fetchval(
+            "SELECT count(*) FROM gateway.outbox"
+            " WHERE strpos(convert_from(payload, 'UTF8'), $1) > 0",
+            needle,
+        )
+        return int(rows) + int(events)
     finally:
         await connection.close()
 
@@ -78,6 +84,7 @@ async def test_a_variable_set_update_records_its_changes_with_secrets_changed(
     recorded = entry["changes"]["fields"]["variables"]
     assert recorded[0] == {"name": "ConnectionString", "type": "Sensitive", "value": CHANGED}
     assert recorded[1] == {"name": "Greeting", "value": "hello"}
+    assert await rows_containing(stack.database_url, entry["request_id"]) == 2
 
     user, entry = await send(
         admin, "POST", "/api/v1/users", json={"username": unique("u"), "password": password}

@@ -1,7 +1,8 @@
 """The gateway's edge: security headers, rate limits, authentication, CSRF and the audit log.
 
 One pure ASGI middleware in front of every route (inside request-id and metrics, so refusals
-carry a request id and are counted). Bodies are never read here, so streaming is kept.
+carry a request id and are counted). Bodies are never buffered here, so streaming is kept:
+a mutating request's body is only copied (bounded) as it streams past, for the audit entry.
 Each state-changing request, and each refused credential or permission, is written to the
 audit log once, just before its status line goes to the client.
 """

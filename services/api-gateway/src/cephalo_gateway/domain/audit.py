@@ -122,6 +122,7 @@ async def record(repos: Repositories, entry: AuditEntry) -> AuditEvent:
             category=event.category,
             user_id=str(event.user_id) if event.user_id else None,
             ip_address=event.ip_address,
+            changes=event.changes,
         ),
     )
     return event
