@@ -148,6 +148,8 @@ def test_secret_names_values_and_sensitive_variables_are_changed() -> None:
         "note": "API-" + "A" * 26,
         "cert": "-----BEGIN RSA PRIVATE KEY-----\nMII...",
         "prompted": {"is_sensitive": True, "value": "hidden", "name": "p"},
+        "prompted_variables": {"Token2": "hidden", "Region": "hidden"},
+        "options": {"Variables": {"Region": "hidden"}},
         "deep": {"a": {"b": {"c": {"d": 1}}}},
         "many": list(range(MAX_ITEMS + 5)),
         **{f"f{i}": i for i in range(MAX_FIELDS + 3)},
@@ -160,6 +162,8 @@ def test_secret_names_values_and_sensitive_variables_are_changed() -> None:
     assert fields["Variables"] == [{"Name": "Db", "Type": "Sensitive", "Value": CHANGED}]
     assert fields["note"] == CHANGED and fields["cert"] == CHANGED
     assert fields["prompted"] == {"is_sensitive": True, "value": CHANGED, "name": "p"}
+    assert fields["prompted_variables"] == {"Token2": CHANGED, "Region": CHANGED}
+    assert fields["options"] == {"Variables": {"Region": CHANGED}}
     assert fields["deep"] == {"a": {"b": {"c": "{1 fields}"}}} and MAX_DEPTH == 3
     assert len(fields["many"]) == MAX_ITEMS + 1
     assert len(fields) == MAX_FIELDS + 1 and fields["…"] == f"{len(body) - MAX_FIELDS} more fields"

@@ -45,6 +45,9 @@ SECRET_NAME_PARTS = (
 )
 SENSITIVE_MARKERS = {"type": "sensitive", "issensitive": True, "sensitive": True}
 VALUE_KEYS = frozenset({"value", "defaultvalue"})
+ANSWER_MAPS = frozenset({"variables", "promptedvariables"})
+"""Name → value maps of prompted-variable answers (Cephalo's `prompted_variables`, Octopus's
+deployment `Variables{}`): which are sensitive is not known here, so every value is."""
 SECRET_VALUE = re.compile(r"^API-[A-Z0-9]{16,}$|-----BEGIN [A-Z ]*PRIVATE KEY-----", re.I)
 JSON_TYPES = re.compile(r"^application/([\w.+-]+\+)?json$")
 
@@ -109,10 +112,23 @@ def summarise_fields(obj: dict[str, Any], depth: int = 0) -> dict[str, Any]:
     for name, value in list(obj.items())[:MAX_FIELDS]:
         key = _clean(str(name)[:MAX_TEXT])
         secret = is_secret_name(key) or (sensitive_object and _normal(key) in VALUE_KEYS)
-        fields[key] = CHANGED if secret and value is not None else summarise_value(value, depth)
+        if secret and value is not None:
+            fields[key] = CHANGED
+        elif isinstance(value, dict) and _normal(key) in ANSWER_MAPS:
+            fields[key] = _answers(value)
+        else:
+            fields[key] = summarise_value(value, depth)
     if len(obj) > MAX_FIELDS:
         fields["…"] = f"{len(obj) - MAX_FIELDS} more fields"
     return fields
+
+
+def _answers(answers: dict[str, Any]) -> dict[str, Any]:
+    names = [_clean(str(name)[:MAX_TEXT]) for name in list(answers)[:MAX_FIELDS]]
+    summary: dict[str, Any] = dict.fromkeys(names, CHANGED)
+    if len(answers) > MAX_FIELDS:
+        summary["…"] = f"{len(answers) - MAX_FIELDS} more fields"
+    return summary
 
 
 def is_json(content_type: str | None) -> bool:
