@@ -168,3 +168,18 @@ def test_secret_names_values_and_sensitive_variables_are_changed() -> None:
     assert len(fields["many"]) == MAX_ITEMS + 1
     assert len(fields) == MAX_FIELDS + 1 and fields["…"] == f"{len(body) - MAX_FIELDS} more fields"
     assert "hidden" not in json.dumps(changes)
+
+
+def test_a_body_is_copied_only_as_far_as_needed() -> None:
+    upload = BodyCopy("multipart/form-data; boundary=x")
+    upload.add(b"x" * 1000, more=True)
+    upload.add(b"y" * 1000, more=False)
+    assert not upload.kept
+    assert upload.changes() == {"summary": "not JSON (multipart/form-data)", "bytes": 2000}
+    refused = BodyCopy("application/json")
+    refused.add(b'{"name": ', more=True)
+    assert refused.changes() == {"summary": "body not read in full (9 bytes read)", "bytes": 9}
+    large = BodyCopy(None)
+    for _ in range(3):
+        large.add(b" " * MAX_CAPTURED_BYTES, more=True)
+    assert len(large.kept) == MAX_CAPTURED_BYTES and BodyCopy(None).changes() is None
