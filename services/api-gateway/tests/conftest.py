@@ -4,6 +4,8 @@ on free loopback ports, on the session's real Postgres and NATS."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -201,7 +203,8 @@ async def stack(
         "nats": {"url": nats_url},
         "messaging": {"outbox_poll_seconds": 0.1, "consumer_ack_wait_seconds": 5},
     }
-    release = ReleaseSettings(**common)
+    # A master key so sensitive variables can be saved (the audit tests send some).
+    release = ReleaseSettings(**common, master_key=base64.b64encode(os.urandom(32)).decode())
     orchestrator = OrchestratorSettings(
         **common, agent_gateway_url=nothing_listening, task_poll_seconds=0.1
     )

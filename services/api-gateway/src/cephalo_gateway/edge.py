@@ -1,7 +1,8 @@
 """The gateway's edge: security headers, rate limits, authentication, CSRF and the audit log.
 
 One pure ASGI middleware in front of every route (inside request-id and metrics, so refusals
-carry a request id and are counted). Bodies are never read here, so streaming is kept.
+carry a request id and are counted). Bodies are never buffered here, so streaming is kept:
+a mutating request's body is only copied (bounded) as it streams past, for the audit entry.
 Each state-changing request, and each refused credential or permission, is written to the
 audit log once, just before its status line goes to the client.
 """
@@ -21,6 +22,7 @@ from cephalo_common.ids import utc_now
 from cephalo_common.logging import get_logger
 from cephalo_gateway.db.repositories import Repositories
 from cephalo_gateway.domain import audit, identity
+from cephalo_gateway.domain.audit_changes import BodyCopy
 from cephalo_gateway.domain.client_ip import client_ip
 from cephalo_gateway.domain.credentials import csrf_matches
 from cephalo_gateway.domain.identity import ANONYMOUS_ADMIN, AuthMethod, Principal
@@ -147,6 +149,8 @@ class EdgeMiddleware:
         forwarded = _headers(scope, b"x-forwarded-for")
         state["client_ip"] = client_ip(peer, forwarded, security.trusted_proxies)
         send = self._audited(scope, send, runtime)
+        if audit.is_state_changing(scope["method"]):
+            receive = _copying(receive, scope, state)
         await self._guarded(scope, receive, send, security, state)
 
     async def _guarded(
@@ -259,6 +263,30 @@ class EdgeMiddleware:
         return wrapped
 
 
+def _copying(receive: Receive, scope: Scope, state: dict[str, Any]) -> Receive:
+    """Keep a bounded copy of the request body as the route reads it, for the audit entry's
+    `changes`: the body still streams on unbuffered."""
+    copy = state["audit_body"] = BodyCopy(_header(scope, b"content-type"))
+
+    async def wrapped() -> Message:
+        message = await receive()
+        if message["type"] == "http.request":
+            copy.add(bytes(message.get("body", b"")), bool(message.get("more_body", False)))
+        return message
+
+    return wrapped
+
+
+def _changes(state: dict[str, Any]) -> dict[str, Any] | None:
+    """A summary that cannot be made must not cost the request its audit entry."""
+    copy: BodyCopy | None = state.get("audit_body")
+    try:
+        return copy.changes() if copy is not None else None
+    except Exception:
+        log.exception("audit changes could not be summarised")
+        return {"summary": "could not be summarised"}
+
+
 async def _record(scope: Scope, status: int, runtime: Any) -> None:
     """Write one audit row; a failure is logged and counted, never raised (the request has
     already had its effect and the client must learn its answer)."""
@@ -284,6 +312,7 @@ async def _record(scope: Scope, status: int, runtime: Any) -> None:
         ip_address=state.get("client_ip"),
         user_agent=audit.storable(_header(scope, b"user-agent")),
         detail=audit.storable(state.get("audit_detail")),
+        changes=_changes(state),
     )
     try:
         async with unit_of_work(runtime.sessionmaker) as session:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -17,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from cephalo_common.db.base import IdMixin, TimestampMixin, service_metadata
@@ -65,6 +66,8 @@ class AuditEvent(IdMixin, TimestampMixin, Base):
     ip_address: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(500))
     detail: Mapped[str | None] = mapped_column(Text)
+    changes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    """What the request body set, sensitive values reduced to "changed"."""
 
 
 class User(IdMixin, TimestampMixin, Base):

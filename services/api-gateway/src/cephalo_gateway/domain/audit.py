@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import overload
+from typing import Any, overload
 
 from cephalo_gateway.db.models import AuditEvent
 from cephalo_gateway.db.repositories import AuditFilter, Repositories
@@ -84,6 +84,8 @@ class AuditEntry:
     ip_address: str | None = None
     user_agent: str | None = None
     detail: str | None = None
+    changes: dict[str, Any] | None = None
+    """The redacted summary of the request body (`audit_changes`)."""
 
 
 async def record(repos: Repositories, entry: AuditEntry) -> AuditEvent:
@@ -102,6 +104,7 @@ async def record(repos: Repositories, entry: AuditEntry) -> AuditEvent:
             ip_address=entry.ip_address,
             user_agent=(entry.user_agent or "")[:500] or None,
             detail=entry.detail,
+            changes=entry.changes,
         )
     )
     publish.audit_recorded(
@@ -119,6 +122,7 @@ async def record(repos: Repositories, entry: AuditEntry) -> AuditEvent:
             category=event.category,
             user_id=str(event.user_id) if event.user_id else None,
             ip_address=event.ip_address,
+            changes=event.changes,
         ),
     )
     return event

@@ -4,6 +4,7 @@ rather than in `cephalo_common.contracts`; consumers arrive with webhooks and SS
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from cephalo_common.contracts import Contract
 
@@ -23,3 +24,5 @@ class AuditRecordedV1(Contract):
     category: str | None = None
     user_id: str | None = None
     ip_address: str | None = None
+    changes: dict[str, Any] | None = None
+    """The row's redacted body summary (see the gateway README, "Audit log")."""

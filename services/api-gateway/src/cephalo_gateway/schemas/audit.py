@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class AuditEvent(BaseModel):
@@ -25,3 +26,8 @@ class AuditEvent(BaseModel):
     ip_address: str | None
     user_agent: str | None
     detail: str | None
+    changes: dict[str, Any] | None = Field(
+        None,
+        description='What the request body set: `{"fields": {...}}` for a JSON object, '
+        'else `{"summary": "..."}`; every sensitive value is "changed".',
+    )
