@@ -3,13 +3,15 @@ process, two real agents over mTLS, a real zip pushed to the feed through the ap
 
 Issue 4 Done-when 5 (output variables per machine and unscoped, a sensitive one masked) and
 issue 8 Done-when 1 (agent part) and 2: versioned folder, JSON keys replaced, the package's
-scripts in the task log, an output read by the next step, DeployFailed on a failing Deploy
+scripts in the task log, an output read by the next step, an artifact downloadable from the
+task (its bytes fetched from the agent, SHA-256 checked), DeployFailed on a failing Deploy
 with the previous version untouched, "skip if already installed".
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import uuid
@@ -163,14 +165,33 @@ async def test_output_variables_flow_per_machine_and_unscoped_and_sensitive_ones
     assert SECRET not in whole
 
 
+async def artifact_downloads(
+    api: demo.Api, outcome: demo.DeploymentOutcome, machine: str, content: bytes
+) -> None:
+    """The artifact the Deploy script made on the agent, downloaded through the gateway."""
+    task_id = outcome.task["id"]
+    artifacts = await api.call("GET", f"/tasks/{task_id}/artifacts")
+    mine = [artifact for artifact in artifacts if artifact["machine_name"] == machine]
+    assert len(mine) == 1, [text for text in texts(outcome) if "rtifact" in text]
+    [artifact] = mine
+    assert (artifact["name"], artifact["step_name"]) == ("report.txt", "Deploy Shop")
+    download = await api.client.get(f"{api.base}/tasks/{task_id}/artifacts/{artifact['id']}")
+    assert download.status_code == 200, download.text
+    assert download.content == content
+    assert artifact["sha256"] == hashlib.sha256(content).hexdigest()
+
+
 def build_package(version: str, *, deploy_exit: int = 0) -> bytes:
-    """A zip with a JSON config and PreDeploy/Deploy/PostDeploy/DeployFailed scripts."""
+    """A zip with a JSON config and PreDeploy/Deploy/PostDeploy/DeployFailed scripts; Deploy
+    publishes an artifact."""
     config = {"Logging": {"LogLevel": {"Default": "Warning"}}, "Port": 80, "Name": "shop"}
     scripts = {
         "PreDeploy.sh": 'echo "predeploy of $CEPHALO_VAR_OCTOPUS_ENVIRONMENT_NAME"\n',
         "Deploy.sh": (
             'echo "deploy running in $(pwd)"\n'
             'set_cephalovariable "AppVersion" "$(cat version.txt)"\n'
+            'echo "report of $(cat version.txt)" > report.txt\n'
+            "new_cephaloartifact report.txt\n"
             f"exit {deploy_exit}\n"
         ),
         "PostDeploy.sh": 'echo "postdeploy done"\n',
@@ -259,6 +280,7 @@ async def test_a_package_deploys_with_its_conventions_fails_cleanly_and_skips_wh
     assert f"deploy running in {folder}" in log
     assert "postdeploy done" in log
     assert "installed=1.0.0" in log
+    await artifact_downloads(api, outcome, agent.name, b"report of 1.0.0\n")
 
     failed, _ = await deploy(api, environment_name, steps(True), pinned("2.0.0"), project)
     assert failed.state == "Failed", texts(failed)

@@ -7,6 +7,10 @@ and SHA-256, with an atomic rename: a half-received file never appears under its
 
 Paths are relative to the agent's `files/` directory; absolute paths, `..`, and anything
 that resolves outside it (symlinks included) are refused.
+
+`download_artifact(ticket, path)` hands out a file a step announced as an artifact. It is not
+a general file-read: the path must resolve (symlinks included) inside that ticket's work
+directory, and the file must fit the caller's size bound; anything else is refused.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import time
 import uuid
 from pathlib import Path, PurePosixPath
 
+from cephalo_agent.journal import validate_ticket
 from cephalo_common.agent_protocol import (
+    DownloadArtifactRequest,
     DownloadFileRequest,
     FileTransferResult,
     StreamRef,
@@ -156,12 +162,28 @@ def file_digest(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-class FileTransferService:
-    """`upload_file` and `download_file` under `files_dir`."""
+class ArtifactTooLarge(ValueError):
+    """An artifact over the size the server accepts."""
 
-    def __init__(self, files_dir: Path, streams: StreamStore) -> None:
+
+def resolve_artifact(work: Path, announced: str) -> Path:
+    """The announced artifact path, refused unless it resolves inside `work`."""
+    base = work.resolve()
+    pure = PurePosixPath(announced)
+    target = (Path(pure) if pure.is_absolute() else base / pure).resolve()
+    if not target.is_relative_to(base) or target == base:
+        raise InvalidPath(f"{announced!r} is outside the step's work directory")
+    return target
+
+
+class FileTransferService:
+    """`upload_file` and `download_file` under `files_dir`; `download_artifact` under a
+    ticket's directory in `work_dir` (when the agent has one)."""
+
+    def __init__(self, files_dir: Path, streams: StreamStore, work_dir: Path | None = None) -> None:
         self.files_dir = files_dir
         self.streams = streams
+        self.work_dir = work_dir
         files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     async def upload_file(self, command: UploadFileCommand) -> FileTransferResult:
@@ -177,6 +199,18 @@ class FileTransferService:
         source = resolve_inside(self.files_dir, request.path)
         if not source.is_file():
             raise FileNotFoundError(f"no file {request.path!r} on this agent")
+        size, digest = await asyncio.to_thread(file_digest, source)
+        stream = StreamRef(id=self.streams.offer(source), size=size, sha256=digest)
+        return FileTransferResult(path=request.path, size=size, sha256=digest, stream=stream)
+
+    async def download_artifact(self, request: DownloadArtifactRequest) -> FileTransferResult:
+        if self.work_dir is None:
+            raise InvalidPath("this agent hands out no artifacts")
+        source = resolve_artifact(self.work_dir / validate_ticket(request.ticket), request.path)
+        if not source.is_file():
+            raise FileNotFoundError(f"no artifact {request.path!r} for {request.ticket}")
+        if source.stat().st_size > request.max_bytes:
+            raise ArtifactTooLarge(f"{request.path!r} is over {request.max_bytes} bytes")
         size, digest = await asyncio.to_thread(file_digest, source)
         stream = StreamRef(id=self.streams.offer(source), size=size, sha256=digest)
         return FileTransferResult(path=request.path, size=size, sha256=digest, stream=stream)

@@ -74,7 +74,7 @@ def build_agent(paths: AgentPaths, settings: AgentSettings | None = None) -> Age
         raise NotRegistered("this agent is not registered; run `register` first")
     scripts = ScriptService.for_paths(paths, settings.scripts)
     streams = StreamStore(paths.streams)
-    service = AgentService(scripts, files=FileTransferService(paths.files, streams))
+    service = AgentService(scripts, files=FileTransferService(paths.files, streams, paths.work))
     agent = Agent(paths, config, scripts, service)
     if config.mode == "listening":
         server_pem = load_server_certificate(paths)

@@ -30,8 +30,10 @@ from cephalo_common.agent_protocol import (
     CONTRACT_VERSION,
     FILE_TRANSFER_FEATURE,
     ISOLATION_FEATURE,
+    STEP_ARTIFACTS_FEATURE,
     STEP_RUNNER_FEATURE,
     Capabilities,
+    DownloadArtifactRequest,
     DownloadFileRequest,
     FileMethods,
     RemoteError,
@@ -72,8 +74,9 @@ class RpcError(Exception):
 class CapabilitiesService:
     """Tells the server which contract versions and script syntaxes this agent supports."""
 
-    def __init__(self, *, file_transfer: bool = False) -> None:
+    def __init__(self, *, file_transfer: bool = False, step_artifacts: bool = False) -> None:
         self.file_transfer = file_transfer
+        self.step_artifacts = step_artifacts
 
     def get_capabilities(self) -> Capabilities:
         shells = [
@@ -91,6 +94,7 @@ class CapabilitiesService:
                 ISOLATION_FEATURE,
                 STEP_RUNNER_FEATURE,
                 *([FILE_TRANSFER_FEATURE] if self.file_transfer else []),
+                *([STEP_ARTIFACTS_FEATURE] if self.step_artifacts else []),
             ],
             agent_version=agent_version(),
             os=f"{platform.system()} {platform.release()}".strip(),
@@ -109,7 +113,10 @@ class AgentService:
     ) -> None:
         self.scripts = scripts
         self.files = files
-        self.capabilities = capabilities or CapabilitiesService(file_transfer=files is not None)
+        self.capabilities = capabilities or CapabilitiesService(
+            file_transfer=files is not None,
+            step_artifacts=files is not None and files.work_dir is not None,
+        )
         self._handlers: dict[tuple[str, str], Handler] = {
             (Services.CAPABILITIES, "get_capabilities"): self._get_capabilities,
             (Services.SCRIPT, ScriptMethods.START): self._start_script,
@@ -120,6 +127,9 @@ class AgentService:
         if files is not None:
             self._handlers[(Services.FILE_TRANSFER, FileMethods.UPLOAD)] = self._upload_file
             self._handlers[(Services.FILE_TRANSFER, FileMethods.DOWNLOAD)] = self._download_file
+            self._handlers[(Services.FILE_TRANSFER, FileMethods.DOWNLOAD_ARTIFACT)] = (
+                self._download_artifact
+            )
 
     async def handle(self, request: RequestMessage) -> ResponseMessage:
         """Run one request; always returns a response (cancellation aside)."""
@@ -162,6 +172,10 @@ class AgentService:
     async def _download_file(self, params: dict[str, Any]) -> BaseModel:
         assert self.files is not None
         return await self.files.download_file(_parse(DownloadFileRequest, params))
+
+    async def _download_artifact(self, params: dict[str, Any]) -> BaseModel:
+        assert self.files is not None
+        return await self.files.download_artifact(_parse(DownloadArtifactRequest, params))
 
     @staticmethod
     def _ticket_call(method: Callable[[ScriptTicketRequest], Awaitable[BaseModel]]) -> Handler:

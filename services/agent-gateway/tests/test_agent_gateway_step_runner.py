@@ -1,5 +1,7 @@
 """Typed steps on a real agent: a zip package from the real package-feed, deployed by the
-step runner, its output variables and artifacts back in `step.finished`.
+step runner, its output variables and artifacts back in `step.finished`, the artifacts'
+bytes fetched from the agent into the task artifact store (and nothing outside the step's
+work directory handed out).
 
 The gateway, the agent (polling, real mTLS) and the feed are all real and on loopback; the
 feed serves a signed download URL exactly as the orchestrator will hand it out.
@@ -9,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import io
 import json
+import uuid
 import zipfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,16 +25,21 @@ import httpx
 import pytest
 
 from cephalo_agent.config import AgentPaths, load_config
+from cephalo_agent.files import FileTransferService, StreamStore
 from cephalo_agent.polling import PollingClient, PollingSettings
 from cephalo_agent.registration import register
 from cephalo_agent.scripts import ScriptService
 from cephalo_agent.service import AgentService
 from cephalo_agent_gateway.app import create_app
+from cephalo_agent_gateway.domain.files import FileTransferClient
+from cephalo_agent_gateway.domain.scripts import RemoteCallFailed
 from cephalo_agent_gateway.runtime import Gateway, gateway_of
 from cephalo_agent_gateway.settings import AgentGatewaySettings
 from cephalo_agent_gateway.testing.harness import Orchestrator, Space, StepEvents, unique
 from cephalo_common.contracts import PackageAcquisitionV1
 from cephalo_common.embedded import free_port
+from cephalo_common.messaging.artifacts import MAX_ARTIFACT_BYTES, TaskArtifactStore
+from cephalo_common.settings import NatsSettings
 from cephalo_common.testing import serving
 from cephalo_feed.app import create_app as create_feed_app
 from cephalo_feed.settings import FeedSettings
@@ -122,7 +131,11 @@ async def polling_agent(paths: AgentPaths, url: str, space: Space) -> AsyncItera
     machine_id = registered.config.machine_id
     assert machine_id is not None
     scripts = ScriptService.for_paths(paths)
-    client = PollingClient.from_config(paths, load_config(paths), AgentService(scripts), FAST)
+    streams = StreamStore(paths.streams)
+    files = FileTransferService(paths.files, streams, paths.work)
+    client = PollingClient.from_config(
+        paths, load_config(paths), AgentService(scripts, files=files), FAST, streams=streams
+    )
     polling = asyncio.create_task(client.run_forever())
     try:
         await asyncio.wait_for(client.connected.wait(), 20)
@@ -135,12 +148,27 @@ async def polling_agent(paths: AgentPaths, url: str, space: Space) -> AsyncItera
         await scripts.aclose()
 
 
+async def refused_outside_the_work_directory(
+    gateway: Gateway, machine_id: str, ticket: str, tmp_path: Path
+) -> None:
+    """The gateway asks the real agent, over polling mTLS, for files outside the step's work
+    directory: each is refused by the agent and nothing is written."""
+    files = FileTransferClient(gateway.transport, uuid.UUID(machine_id))
+    destination = tmp_path / "fetched"
+    for path in ("/etc/passwd", "../../config.json", str(tmp_path / "agent" / "config.json")):
+        with pytest.raises(RemoteCallFailed) as refused:
+            await files.download_artifact(ticket, path, destination, MAX_ARTIFACT_BYTES)
+        assert refused.value.type == "InvalidPath", refused.value
+        assert not destination.exists()
+
+
 async def test_a_zip_from_the_feed_is_deployed_by_the_step_runner_on_a_real_agent(
     gateway_settings: Callable[..., AgentGatewaySettings],
     space: Space,
     events: StepEvents,
     orchestrator: Orchestrator,
     feed_url: str,
+    nats_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -159,7 +187,7 @@ async def test_a_zip_from_the_feed_is_deployed_by_the_step_runner_on_a_real_agen
     first = await publish(feed_url, space, "1.0.0", package_zip(GOOD_DEPLOY))
     broken = await publish(feed_url, space, "2.0.0", package_zip("echo failing; exit 4\n"))
     async with (
-        served_gateway(gateway_settings(port=free_port())) as (url, _),
+        served_gateway(gateway_settings(port=free_port())) as (url, gateway),
         polling_agent(AgentPaths(tmp_path / "agent"), url, space) as machine_id,
     ):
 
@@ -191,10 +219,19 @@ async def test_a_zip_from_the_feed_is_deployed_by_the_step_runner_on_a_real_agen
         assert finished.output_variables["DbCopy"] == SECRET
         assert finished.output_variables["Package.InstallationDirectoryPath"] == str(folder)
         assert finished.sensitive_output_variables == ["DbCopy"]
-        assert [(a.name, a.size) for a in finished.artifacts] == [
-            ("published-settings.json", (folder / "published-settings.json").stat().st_size)
-        ]
+        published = (folder / "published-settings.json").read_bytes()
+        [artifact] = finished.artifacts
+        assert (artifact.name, artifact.size) == ("published-settings.json", len(published))
+        assert artifact.sha256 == hashlib.sha256(published).hexdigest()
+        assert artifact.object_name is not None
+        store = TaskArtifactStore(NatsSettings(url=nats_url), name="test-agent-artifacts")
+        try:
+            assert await store.get(artifact.object_name) == published
+        finally:
+            await store.aclose()
         assert finished.last_log_sequence == max(events.sequences(ticket))
+
+        await refused_outside_the_work_directory(gateway, machine_id, ticket, tmp_path)
 
         ticket, failed = await deploy(broken)
         assert failed.exit_code == 1

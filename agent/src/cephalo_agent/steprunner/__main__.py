@@ -67,6 +67,7 @@ def run_action(action: Action, output: StepOutput) -> int:
     output.add_secrets(action.sensitive_values)
     own_work = action.work_dir is None
     work = action.work_dir or Path(tempfile.mkdtemp(prefix="cephalo-step-"))
+    output.work_dir = action.work_dir
     context = ScriptContext(
         work / "step", dict(action.variables), action.sensitive_variables, output
     )

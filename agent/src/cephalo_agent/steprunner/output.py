@@ -3,12 +3,18 @@
 Scripts' service messages are consumed here and re-announced by the runner itself, so the
 server reads one well-formed stream: `setVariable` once per captured output variable and
 `createArtifact` with an absolute path and the file's length (checked to exist).
+
+With a work directory (agent and SSH steps), an artifact that lies outside it is copied in
+(`artifacts/<n>/<name>`) when it is collected, and the copy is announced: the server fetches
+artifacts only from inside the step's work directory, and the copy is what the file was when
+the script collected it.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +58,7 @@ class StepOutput:
     sensitive_outputs: set[str] = field(default_factory=set)
     artifacts: list[tuple[Path, str]] = field(default_factory=list)
     failure_message: str | None = None
+    work_dir: Path | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_secrets(self, values: list[str]) -> None:
@@ -75,12 +82,30 @@ class StepOutput:
         if not path.is_file():
             self.error(f"The artifact {path} does not exist; it was not collected.")
             return
-        self.artifacts.append((path, name or path.name))
+        name = name or path.name
+        try:
+            path = self._inside_work(path, name)
+        except OSError as error:
+            self.error(f"The artifact {path} could not be collected: {error}")
+            return
+        self.artifacts.append((path, name))
         attributes = (
-            f"path='{b64(str(path))}' originalFilename='{b64(name or path.name)}' "
+            f"path='{b64(str(path))}' originalFilename='{b64(name)}' "
             f"length='{b64(str(path.stat().st_size))}'"
         )
         self._write(self.stdout, f"##cephalo[createArtifact {attributes}]\n")
+
+    def _inside_work(self, path: Path, name: str) -> Path:
+        if self.work_dir is None:
+            return path
+        work = self.work_dir.resolve()
+        if path.resolve().is_relative_to(work):
+            return path
+        leaf = Path(name).name
+        copy = work / "artifacts" / str(len(self.artifacts)) / (leaf or path.name)
+        copy.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        shutil.copyfile(path, copy)
+        return copy
 
     def summary(self, exit_code: int) -> None:
         """The step's results in one last message, for a server that resumed mid-log."""

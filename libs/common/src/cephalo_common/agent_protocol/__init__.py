@@ -25,6 +25,8 @@ ISOLATION_FEATURE = "script-isolation/v1"
 FILE_TRANSFER_FEATURE = "file-transfer/v1"
 # The agent can run `cephalo_agent.steprunner` (typed actions, helpers, output variables).
 STEP_RUNNER_FEATURE = "step-runner/v1"
+# The agent hands out the files a step announced as artifacts (`download_artifact`).
+STEP_ARTIFACTS_FEATURE = "step-artifacts/v1"
 
 
 class WireModel(BaseModel):
@@ -65,6 +67,7 @@ class ScriptMethods(StrEnum):
 class FileMethods(StrEnum):
     UPLOAD = "upload_file"
     DOWNLOAD = "download_file"
+    DOWNLOAD_ARTIFACT = "download_artifact"
 
 
 class ExitCodes:
@@ -170,6 +173,15 @@ class UploadFileCommand(WireModel):
 
 class DownloadFileRequest(WireModel):
     path: str = Field(min_length=1, max_length=1000)
+
+
+class DownloadArtifactRequest(WireModel):
+    """A file a step announced as an artifact: `path` (absolute, or relative to the ticket's
+    work directory) must resolve inside that work directory, and be at most `max_bytes`."""
+
+    ticket: str = Field(min_length=1, max_length=200)
+    path: str = Field(min_length=1, max_length=4096)
+    max_bytes: int = Field(gt=0)
 
 
 class FileTransferResult(WireModel):

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from cephalo_agent_gateway.domain.scripts import RemoteCallFailed
 from cephalo_common.agent_protocol import (
+    DownloadArtifactRequest,
     DownloadFileRequest,
     FileMethods,
     FileTransferResult,
@@ -68,15 +69,29 @@ class FileTransferClient:
 
     async def download(self, remote_path: str, destination: Path) -> FileTransferResult:
         params = DownloadFileRequest(path=remote_path).model_dump(mode="json")
+        return await self._receive(FileMethods.DOWNLOAD, params, destination)
+
+    async def download_artifact(
+        self, ticket: str, announced_path: str, destination: Path, max_bytes: int
+    ) -> FileTransferResult:
+        """A file the step `ticket` announced; the agent refuses it outside the step's work
+        directory or over `max_bytes`."""
+        request = DownloadArtifactRequest(ticket=ticket, path=announced_path, max_bytes=max_bytes)
+        params = request.model_dump(mode="json")
+        return await self._receive(FileMethods.DOWNLOAD_ARTIFACT, params, destination)
+
+    async def _receive(
+        self, method: str, params: dict[str, object], destination: Path
+    ) -> FileTransferResult:
         response = await self._transport.invoke_download(
-            self._machine_id, _request(FileMethods.DOWNLOAD, params), destination
+            self._machine_id, _request(method, params), destination
         )
-        result = _result(FileMethods.DOWNLOAD, response)
+        result = _result(method, response)
         size, sha256 = await asyncio.to_thread(digest, destination)
         if (size, sha256) != (result.size, result.sha256):
             destination.unlink(missing_ok=True)
             raise RemoteCallFailed(
-                FileMethods.DOWNLOAD,
+                method,
                 "StreamMismatch",
                 f"received {size} bytes with SHA-256 {sha256}, "
                 f"announced {result.size} bytes with {result.sha256}",

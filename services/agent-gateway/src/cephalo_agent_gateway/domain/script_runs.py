@@ -27,7 +27,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 import httpx
 from pydantic import ValidationError
@@ -35,6 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cephalo_agent_gateway.db.models import Machine, ScriptRun
 from cephalo_agent_gateway.db.repositories import OFFLINE_DROP, SSH, TARGET, Repositories
+from cephalo_agent_gateway.domain.agent_artifacts import keep_agent_artifacts
+from cephalo_agent_gateway.domain.files import FileTransferClient, StreamTransport
 from cephalo_agent_gateway.domain.offline_drop import IncompleteDrop, drop_for
 from cephalo_agent_gateway.domain.scripts import RemoteCallFailed, ScriptClient
 from cephalo_agent_gateway.domain.ssh_service import SshTargets
@@ -50,6 +52,7 @@ from cephalo_agent_gateway.domain.transport import Transport, TransportError, Tr
 from cephalo_agent_gateway.events import publish
 from cephalo_common.agent_protocol import (
     CONTRACT_VERSION,
+    STEP_ARTIFACTS_FEATURE,
     Capabilities,
     ExitCodes,
     LogSource,
@@ -402,13 +405,29 @@ class ScriptRunDriver:
             earlier = (await client.get_status(run.ticket, start)).logs
             results.absorb([line for line in earlier if line.sequence <= run.last_log_sequence])
         tail = list(status.logs)
+        results.absorb(_after(run.last_log_sequence, tail))
+        problems = await self._keep_agent_artifacts(client, machine, run, results)
         try:
             completed = await client.complete_script(run.ticket, run.last_log_sequence)
             tail += completed.logs
         except RemoteCallFailed as error:
             log.warning("complete_script failed; the agent keeps its work files", error=str(error))
         _, explanation = outcome_of(status.exit_code)
-        await self._finish(run, status.exit_code, explanation, tail)
+        await self._finish(run, status.exit_code, explanation, tail + _notes(run, tail, problems))
+
+    async def _keep_agent_artifacts(
+        self, client: ScriptClient, machine: Machine, run: ScriptRun, results: StepResults
+    ) -> list[str]:
+        """Artifacts' bytes go from the agent to the task artifact store, when both can."""
+        store, transport = self._artifacts, self._transport
+        if store is None or not results.artifacts or not _streams(transport):
+            return []
+        capabilities = await self.capabilities.get(client, machine.id)
+        if STEP_ARTIFACTS_FEATURE not in capabilities.contract_versions:
+            return [f"Machine {machine.name}: its agent cannot hand out artifacts; upgrade it"]
+        return await keep_agent_artifacts(
+            FileTransferClient(transport, machine.id), store, run, results
+        )
 
     async def _attempt_ssh(self, run: ScriptRun, machine: Machine, cancel: asyncio.Event) -> None:
         """Open the session, run the step through the pushed runner, finish with its verdict."""
@@ -663,6 +682,20 @@ async def _pause(seconds: float, cancel: asyncio.Event, cancel_sent: bool) -> No
         return
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(cancel.wait(), seconds)
+
+
+def _streams(transport: Transport) -> TypeGuard[StreamTransport]:
+    return callable(getattr(transport, "invoke_download", None))
+
+
+def _notes(run: ScriptRun, tail: Sequence[ProcessOutput], texts: list[str]) -> list[ProcessOutput]:
+    """The gateway's own lines, numbered after the agent's last."""
+    last = max([run.last_log_sequence, *(line.sequence for line in tail)])
+    now = utc_now().isoformat()
+    return [
+        ProcessOutput(sequence=last + i, source=LogSource.STDERR, text=text, time=now)
+        for i, text in enumerate(texts, start=1)
+    ]
 
 
 def _after(cursor: int, lines: Sequence[ProcessOutput]) -> list[ProcessOutput]:

@@ -123,7 +123,7 @@ class StepResults:
             return _described(line, f"Set {kind} {message.name!r}.")
         if isinstance(message, CreateArtifact):
             name = message.original_filename or message.path.rsplit("/", 1)[-1]
-            self.artifacts[message.path] = ArtifactV1(name=name, size=message.length or 0)
+            self._collect(message.path, ArtifactV1(name=name, size=message.length or 0))
             return _described(line, f"Collected artifact {name!r}.")
         if isinstance(message, ServiceMessage) and message.name == RESULTS_MESSAGE:
             self._summary(message.attributes.get("data", ""))
@@ -152,10 +152,18 @@ class StepResults:
                 str(name), str(value), name in (results.get("sensitive_output_variables") or ())
             )
         for artifact in results.get("artifacts") or ():
-            self.artifacts[str(artifact["path"])] = ArtifactV1(
-                name=str(artifact["name"]), size=int(artifact["size"])
+            self._collect(
+                str(artifact["path"]),
+                ArtifactV1(name=str(artifact["name"]), size=int(artifact["size"])),
             )
         self.summarised = True
+
+    def _collect(self, path: str, artifact: ArtifactV1) -> None:
+        """Record an announced artifact; one already kept in the store stays as it is (its
+        lines may be read again when the run finishes)."""
+        kept = self.artifacts.get(path)
+        if kept is None or kept.object_name is None:
+            self.artifacts[path] = artifact
 
     @property
     def sensitive_output_variables(self) -> list[str]:
