@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
 import uuid
-import zipfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from cephalo_common.embedded import free_port
 from cephalo_dev import demo
 from cephalo_dev.agents import LocalAgent
 from cephalo_dev.processes import stop
+from cephalo_dev.sample_packages import conventions_package, push
 from cephalo_dev.stack import Ports, Stack, started
 
 pytestmark = pytest.mark.e2e
@@ -181,40 +180,6 @@ async def artifact_downloads(
     assert artifact["sha256"] == hashlib.sha256(content).hexdigest()
 
 
-def build_package(version: str, *, deploy_exit: int = 0) -> bytes:
-    """A zip with a JSON config and PreDeploy/Deploy/PostDeploy/DeployFailed scripts; Deploy
-    publishes an artifact."""
-    config = {"Logging": {"LogLevel": {"Default": "Warning"}}, "Port": 80, "Name": "shop"}
-    scripts = {
-        "PreDeploy.sh": 'echo "predeploy of $CEPHALO_VAR_OCTOPUS_ENVIRONMENT_NAME"\n',
-        "Deploy.sh": (
-            'echo "deploy running in $(pwd)"\n'
-            'set_cephalovariable "AppVersion" "$(cat version.txt)"\n'
-            'echo "report of $(cat version.txt)" > report.txt\n'
-            "new_cephaloartifact report.txt\n"
-            f"exit {deploy_exit}\n"
-        ),
-        "PostDeploy.sh": 'echo "postdeploy done"\n',
-        "DeployFailed.sh": 'echo "deployfailed cleanup"\n',
-    }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("appsettings.json", json.dumps(config, indent=2))
-        archive.writestr("version.txt", version)
-        for name, body in scripts.items():
-            archive.writestr(name, body)
-    return buffer.getvalue()
-
-
-async def push(api: demo.Api, package_id: str, version: str, content: bytes) -> None:
-    response = await api.client.post(
-        f"{api.base}/packages/raw",
-        params={"filename": f"{package_id}.{version}.zip"},
-        content=content,
-    )
-    assert response.status_code == 201, response.text
-
-
 async def test_a_package_deploys_with_its_conventions_fails_cleanly_and_skips_when_installed(
     stack: Stack,
     agents: list[LocalAgent],
@@ -226,8 +191,8 @@ async def test_a_package_deploys_with_its_conventions_fails_cleanly_and_skips_wh
     agent = agents[0]
     await wait_connected(api, [local.name for local in agents])
     package_id = f"Shop{uuid.uuid4().hex[:6]}"
-    await push(api, package_id, "1.0.0", build_package("1.0.0"))
-    await push(api, package_id, "2.0.0", build_package("2.0.0", deploy_exit=4))
+    await push(api, package_id, "1.0.0", conventions_package("1.0.0"))
+    await push(api, package_id, "2.0.0", conventions_package("2.0.0", deploy_exit=4))
     project = await api.call("POST", "/projects", json={"name": f"Shop {uuid.uuid4().hex[:6]}"})
     current = await api.call("GET", f"/projects/{project['id']}/variables")
     await api.call(

@@ -21,7 +21,6 @@ import os
 import subprocess
 import tarfile
 import uuid
-import zipfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import pytest
 from cephalo_agent_gateway.testing.sshd import SSHD, Sshd, listening, write_key
 from cephalo_common.embedded import free_port
 from cephalo_dev import demo
+from cephalo_dev.sample_packages import conventions_package, push
 from cephalo_dev.stack import Ports, ServiceSpec, Stack, started
 
 pytestmark = pytest.mark.e2e
@@ -97,40 +97,6 @@ async def api(stack: Stack) -> AsyncIterator[demo.Api]:
         base_url=stack.gateway_url, timeout=30, headers=stack.auth_headers
     ) as client:
         yield demo.Api(client)
-
-
-def build_package(version: str, *, deploy_exit: int = 0) -> bytes:
-    """A zip with a JSON config and PreDeploy/Deploy/PostDeploy/DeployFailed scripts; Deploy
-    publishes an artifact."""
-    config = {"Logging": {"LogLevel": {"Default": "Warning"}}, "Port": 80, "Name": "shop"}
-    scripts = {
-        "PreDeploy.sh": 'echo "predeploy of $CEPHALO_VAR_OCTOPUS_ENVIRONMENT_NAME"\n',
-        "Deploy.sh": (
-            'echo "deploy running in $(pwd)"\n'
-            'set_cephalovariable "AppVersion" "$(cat version.txt)"\n'
-            'echo "report of $(cat version.txt)" > report.txt\n'
-            "new_cephaloartifact report.txt\n"
-            f"exit {deploy_exit}\n"
-        ),
-        "PostDeploy.sh": 'echo "postdeploy done"\n',
-        "DeployFailed.sh": 'echo "deployfailed cleanup"\n',
-    }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("appsettings.json", json.dumps(config, indent=2))
-        archive.writestr("version.txt", version)
-        for name, body in scripts.items():
-            archive.writestr(name, body)
-    return buffer.getvalue()
-
-
-async def push(api: demo.Api, package_id: str, version: str, content: bytes) -> None:
-    response = await api.client.post(
-        f"{api.base}/packages/raw",
-        params={"filename": f"{package_id}.{version}.zip"},
-        content=content,
-    )
-    assert response.status_code == 201, response.text
 
 
 async def register_ssh_target(
@@ -209,8 +175,8 @@ async def test_a_package_deploys_over_ssh_with_an_artifact_fails_cleanly_and_ski
     await api.call("POST", "/environments", json={"name": environment_name})
     machine = await register_ssh_target(api, sshd, client_key, environment_name, role)
     package_id = f"Shop{uuid.uuid4().hex[:6]}"
-    await push(api, package_id, "1.0.0", build_package("1.0.0"))
-    await push(api, package_id, "2.0.0", build_package("2.0.0", deploy_exit=4))
+    await push(api, package_id, "1.0.0", conventions_package("1.0.0"))
+    await push(api, package_id, "2.0.0", conventions_package("2.0.0", deploy_exit=4))
     project = await api.call("POST", "/projects", json={"name": f"Shop {uuid.uuid4().hex[:6]}"})
     current = await api.call("GET", f"/projects/{project['id']}/variables")
     await api.call(
@@ -280,7 +246,7 @@ async def test_an_offline_drop_is_downloaded_from_its_task_and_installs_with_dep
     machine = await api.call("POST", "/machines/offline-drop", json=body)
     assert machine["mode"] == "offline-drop"
     package_id = f"Shop{uuid.uuid4().hex[:6]}"
-    await push(api, package_id, "1.0.0", build_package("1.0.0"))
+    await push(api, package_id, "1.0.0", conventions_package("1.0.0"))
     project = await api.call("POST", "/projects", json={"name": f"Drop {uuid.uuid4().hex[:6]}"})
     current = await api.call("GET", f"/projects/{project['id']}/variables")
     await api.call(
