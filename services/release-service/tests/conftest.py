@@ -142,7 +142,7 @@ class SpaceApi:
         return list(page["items"])
 
     async def wait_for(
-        self, condition: Callable[[], Awaitable[bool]], timeout: float = 15.0
+        self, condition: Callable[[], Awaitable[bool]], timeout: float = 30.0
     ) -> None:
         async with asyncio.timeout(timeout):
             while not await condition():
