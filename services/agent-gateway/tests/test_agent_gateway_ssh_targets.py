@@ -348,4 +348,5 @@ async def test_a_package_is_deployed_over_ssh_from_dispatch_to_step_finished(
     assert finished.output_variables["Deployed"] == "yes"
     assert [a.name for a in finished.artifacts] == ["report.json"]
     assert finished.artifacts[0].object_name == "kept/0"
-    assert kept == [(0, str(folder / "report.json"), (folder / "report.json").read_bytes())]
+    snapshot = Path(connections.settings.remote_base) / "work" / "ssh-deploy-1" / "artifacts" / "0"
+    assert kept == [(0, str(snapshot / "report.json"), (folder / "report.json").read_bytes())]
