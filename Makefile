@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: run test lint supply-chain bootstrap clean bench bench-feed bench-agents bench-cli bench-portal system-packages images
+.PHONY: run test lint supply-chain bootstrap clean bench bench-feed bench-agents bench-cli bench-portal bench-api bench-deploy bench-ssh bench-summary system-packages images
 
 $(STAMP): uv.lock pyproject.toml */pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,8 +47,26 @@ system-packages:
 test: lint system-packages
 	$(BIN)/pytest
 
-# Every benchmark; each writes its own section of docs/benchmarks.md.
-bench: bench-feed bench-agents bench-cli bench-portal
+# Every benchmark; each writes its own section of docs/benchmarks.md and docs/benchmarks/NAME.json,
+# then the summary at the top of docs/benchmarks.md is rebuilt from those JSON files. `-k` so
+# one failing benchmark still leaves the others' numbers and the summary.
+bench: $(STAMP)
+	@$(MAKE) --no-print-directory -k bench-feed bench-agents bench-cli bench-portal bench-api \
+	  bench-deploy bench-ssh; status=$$?; $(MAKE) --no-print-directory bench-summary; exit $$status
+
+bench-summary: $(STAMP)
+	$(BIN)/python -m cephalo_dev.benchreport
+
+# wrk (Debian package) drives the load; installed when missing (as root, like system-packages).
+# Without it bench_api.py falls back to its Python load generator and says so.
+bench-api: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null \
+	      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; } \
+	      || echo "wrk could not be installed: using the Python load generator"; \
+	  else echo "wrk is missing (apt-get install wrk): using the Python load generator"; fi; }
+	$(BIN)/python tests/bench/bench_api.py $(BENCH_API_ARGS)
 
 bench-feed: $(STAMP)
 	sh services/package-feed/bench/ensure_nginx.sh

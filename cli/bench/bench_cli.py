@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cephalo_common.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from cephalo_dev.benchreport import Comparison, write_report
 from cephalo_dev.stack import Ports, Stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,6 +142,29 @@ def write_section(output: Path, size: int, results: list[Push]) -> None:
         text = text.rstrip("\n") + "\n\n" + section
     output.write_text(text)
     print(f"wrote {output}")
+    write_report(
+        "cli",
+        f"CLI: pushing a {size / MIB / 1024:g} GiB package",
+        comparisons(size, results),
+        output.parent / "benchmarks",
+    )
+
+
+def comparisons(size: int, results: list[Push]) -> list[Comparison]:
+    """Peak memory against the budget, and the time and throughput of each push."""
+    rows = [
+        Comparison(
+            "CLI peak RSS (any run)",
+            round(max(r.peak_rss for r in results) / MIB, 1),
+            "MiB",
+            target=f"< {LIMIT_MIB} MiB",
+            met=max(r.peak_rss for r in results) / MIB < LIMIT_MIB,
+        )
+    ]
+    for r in results:
+        rows.append(Comparison(f"{r.label}: time", round(r.seconds, 1), "s"))
+        rows.append(Comparison(f"{r.label}: throughput", round(size / MIB / r.seconds), "MiB/s"))
+    return rows
 
 
 def bench(workdir: Path, size: int) -> list[Push]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cephalo_dev.benchreport import (
     Comparison,
+    from_table,
     main,
     read_reports,
     regenerate,
@@ -112,3 +113,19 @@ def test_no_reports_yet_says_so(tmp_path: Path) -> None:
     text = regenerate(document, tmp_path / "none")
     assert "run `make bench`" in text
     assert text.startswith("# Benchmarks")
+
+
+def test_text_rows_become_comparisons_by_their_first_figure() -> None:
+    rows = [
+        ("register 1000 polling agents", "81.7 s"),
+        ("  per run, dispatch to step.finished", "p50 15.21 s, p95 28.13 s, max 29.27 s"),
+        ("  CPU used meanwhile: agent-gateway / swarm", "25.9 s / 11.5 s"),
+        ("dashboard", "1,234 ms median, 1500 ms p95"),
+        ("note", "not measured"),
+    ]
+    found = from_table(rows, target="< 300 ms", limit=300)
+    assert [(c.measure, c.value, c.unit, c.met) for c in found] == [
+        ("register 1000 polling agents", 81.7, "s", True),
+        ("per run, dispatch to step.finished (p50)", 15.21, "s", True),
+        ("dashboard", 1234.0, "ms", False),
+    ]

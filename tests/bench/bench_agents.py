@@ -46,6 +46,7 @@ from cephalo_common.messaging.envelope import Envelope, new_envelope
 from cephalo_common.messaging.nats import NatsBroker
 from cephalo_common.settings import NatsSettings
 from cephalo_common.testing import serving
+from cephalo_dev.benchreport import from_table, write_report
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTION_START = "<!-- bench-agents:start -->"
@@ -386,6 +387,8 @@ def write_section(output: Path, polling: int, listening: int, results: Results) 
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     print(f"wrote {output}")
+    title = f"Agents: {polling} polling, {listening} listening"
+    write_report("agents", title, from_table(results.lines), output.parent / "benchmarks")
 
 
 def main() -> None:

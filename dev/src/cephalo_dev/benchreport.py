@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -54,6 +55,35 @@ class Comparison:
 
     def as_json(self) -> dict[str, Any]:
         return {**asdict(self), "ratio": self.ratio}
+
+
+FIGURE = re.compile(r"^(?:(p\d+|median|max)\s+)?(-?[\d,]*\.?\d+)\s*([A-Za-z%/]+(?:/[a-z]+)?)")
+
+
+def from_table(
+    rows: Iterable[tuple[str, str]], target: str | None = None, limit: float | None = None
+) -> list[Comparison]:
+    """Comparisons from a section's `(measure, "12.3 s ...")` rows, for benchmarks that
+    keep their results as text: each row's first figure, named by its percentile when it
+    has one; rows whose result holds no leading figure, or several measures ("a / b"), are
+    left to the section. With `limit`, a row meets `target` when its figure is under it."""
+    comparisons = []
+    for measure, result in rows:
+        found = FIGURE.match(result.strip())
+        if found is None or " / " in result:
+            continue
+        label, number, unit = found.groups()
+        value = float(number.replace(",", ""))
+        comparisons.append(
+            Comparison(
+                f"{measure.strip()} ({label})" if label else measure.strip(),
+                value,
+                unit,
+                target=target,
+                met=None if limit is None else value < limit,
+            )
+        )
+    return comparisons
 
 
 def machine() -> dict[str, Any]:

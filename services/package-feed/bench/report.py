@@ -6,6 +6,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from cephalo_dev.benchreport import Comparison, write_report
+
 
 def markers(backend: str) -> tuple[str, str]:
     """One section per storage back end, so an S3 run keeps the filesystem numbers."""
@@ -130,3 +132,59 @@ def write_section(output: Path, results: dict[str, Any]) -> None:
         text = text.rstrip("\n") + "\n\n" + new
     output.write_text(text)
     print(f"wrote {output}")
+    name = markers(results["backend"])[0].removeprefix("<!-- bench-").removesuffix(":start -->")
+    title = f"package-feed: large transfers ({results['backend']} storage)"
+    write_report(name, title, comparisons(results), output.parent / "benchmarks")
+
+
+FEED_ROUTES = ("package-feed", "api-gateway")
+SHARE = 0.5
+PEAK_MB = 150
+
+
+def comparisons(results: dict[str, Any]) -> list[Comparison]:
+    """Each feed route's median throughput against its reference (the issue 5 targets for
+    the feed's own routes), and the feed's and gateway's peak memory against its budget."""
+    reference = {
+        (row["size_mib"], row["operation"]): row["mib_per_s_median"]
+        for row in results["transfers"]
+        if row["route"] == REFERENCES[row["operation"]]
+    }
+    rows = []
+    for row in results["transfers"]:
+        base = reference.get((row["size_mib"], row["operation"]))
+        if row["route"] == REFERENCES[row["operation"]] or base is None:
+            continue
+        ratio = row["mib_per_s_median"] / base if base else 0.0
+        ours = row["route"].startswith(FEED_ROUTES)
+        rows.append(
+            Comparison(
+                f"{row['size_mib']} MiB {row['operation']}, {row['route']}",
+                row["mib_per_s_median"],
+                "MiB/s",
+                REFERENCES[row["operation"]],
+                base,
+                f">= {SHARE} of reference" if ours else None,
+                ratio >= SHARE if ours else None,
+            )
+        )
+    peak = max(
+        (
+            mib
+            for row in results["transfers"]
+            for name, mib in row["peak_rss_mib"].items()
+            if name in ("feed", "gateway")
+        ),
+        default=0.0,
+    )
+    mb = peak * 1024**2 / 1000**2
+    rows.append(
+        Comparison(
+            "peak RSS, package-feed or api-gateway",
+            round(mb, 1),
+            "MB",
+            target=f"< {PEAK_MB} MB",
+            met=mb < PEAK_MB,
+        )
+    )
+    return rows
