@@ -16,10 +16,7 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI
 
-PAGE = """
-SELECT id, name, slug, description, project_group_id, lifecycle_id, is_disabled, version
-FROM release.projects ORDER BY name_key, id OFFSET $1 LIMIT $2
-"""
+PAGE = "SELECT * FROM release.projects ORDER BY name_key, id OFFSET $1 LIMIT $2"
 
 
 @asynccontextmanager

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from cephalo_common.errors import Forbidden, Unauthorized
-from cephalo_common.http.app import RuntimeDep, SessionDep
+from cephalo_common.http.app import SessionDep, get_runtime
 from cephalo_gateway.db.repositories import Repositories
 from cephalo_gateway.domain.identity import Principal
 from cephalo_gateway.domain.permissions import ObjectScope, Permission, is_allowed
@@ -25,27 +25,29 @@ GATEWAY_EXTRA = "gateway"
 SECURITY_EXTRA = "security"
 
 
-def _repositories(session: SessionDep) -> Repositories:
+async def _repositories(session: SessionDep) -> Repositories:
     return Repositories(session)
 
 
-def _gateway(runtime: RuntimeDep) -> Gateway:
-    gateway: Gateway = runtime.extras[GATEWAY_EXTRA]
+async def _gateway(request: Request) -> Gateway:
+    """Async, as every dependency here: FastAPI runs a plain `def` one in a worker thread,
+    a thread hop per request on the proxied path (bench-api)."""
+    gateway: Gateway = get_runtime(request).extras[GATEWAY_EXTRA]
     return gateway
 
 
-def _security(runtime: RuntimeDep) -> Security:
-    security: Security = runtime.extras[SECURITY_EXTRA]
+async def _security(request: Request) -> Security:
+    security: Security = get_runtime(request).extras[SECURITY_EXTRA]
     return security
 
 
-def _settings(runtime: RuntimeDep) -> GatewaySettings:
-    settings = runtime.settings
+async def _settings(request: Request) -> GatewaySettings:
+    settings = get_runtime(request).settings
     assert isinstance(settings, GatewaySettings)
     return settings
 
 
-def _principal(request: Request) -> Principal:
+async def _principal(request: Request) -> Principal:
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         raise Unauthorized("sign in or send an API key")

@@ -13,7 +13,7 @@ from cephalo_release.domain.package_versions import PackageVersionSource
 from cephalo_release.domain.spaces import resolve_space
 
 
-def _repositories(session: SessionDep) -> Repositories:
+async def _repositories(session: SessionDep) -> Repositories:
     return Repositories(session)
 
 

@@ -17,7 +17,7 @@ AUDIENCE = "release-service"
 MAX_NAME = 200
 
 
-def requester(request: Request) -> str | None:
+async def requester(request: Request) -> str | None:
     """The verified identity's user name (else its subject), or None without a header."""
     token = request.headers.get(internal_token.HEADER)
     if token is None:

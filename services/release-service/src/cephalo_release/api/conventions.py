@@ -32,7 +32,7 @@ class Paging:
     partial_name: str | None
 
 
-def _paging(
+async def _paging(
     skip: Annotated[int, Query(description="Items to skip; clamped to 0…2^31-1.")] = 0,
     take: Annotated[int, Query(description=f"Page size; clamped to 1…{MAX_TAKE}.")] = DEFAULT_TAKE,
     partial_name: Annotated[
@@ -71,7 +71,7 @@ def page(request: Request, rows: RowPage[Any], render: Callable[[Any], T]) -> Pa
     )
 
 
-def _if_match(
+async def _if_match(
     if_match: Annotated[
         str | None,
         Header(max_length=100, description='The ETag you read, e.g. "3".'),
