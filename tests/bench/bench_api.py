@@ -47,7 +47,7 @@ from cephalo_dev.benchreport import (
     write_section,
 )
 from cephalo_dev.processes import spawn, stop
-from cephalo_dev.stack import Ports, ServiceSpec, Stack, started
+from cephalo_dev.stack import Ports, ServiceSpec, Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -56,6 +56,7 @@ LIST = f"{SPACE}/projects?take=30"
 CONNECTIONS = 50
 TARGET_SHARE = 0.35
 TARGET_P99_MS = 50.0
+READY_SECONDS = 600  # a shared machine under load starts five services slowly
 UNLIMITED = {
     f"CEPHALO_GATEWAY_RATE_LIMITS__{key}": "1000000000"
     for key in ("PER_IP_PER_MINUTE", "PER_IP_BURST", "PER_USER_PER_MINUTE", "PER_USER_BURST")
@@ -264,8 +265,14 @@ def bench(projects: int, runs: int, seconds: int) -> list[Route]:
         nats_server.start()
         try:
             ports = Ports(*(free_port() for _ in range(6)))
-            with started(BenchStack(work / "stack", database_url, nats_server.url, ports)) as stack:
+            stack = BenchStack(work / "stack", database_url, nats_server.url, ports)
+            stack.migrate()
+            stack.start_services()
+            try:
+                asyncio.run(stack.wait_ready(timeout=READY_SECONDS))
                 return measure(stack, database_url, work, projects, runs, seconds)
+            finally:
+                stack.stop()
         finally:
             nats_server.stop()
             postgres.stop()
