@@ -332,8 +332,8 @@ def report(routes: list[Route], projects: int, runs: int, seconds: int) -> None:
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Machine: "
         f"{describe_machine(info, load)}.\n\n"
         + METHOD.format(projects=projects, seconds=seconds, runs=runs, list=LIST, tool=tool)
-        + "\n\n| route | req/s | p50 | p99 | server CPU ms/request | non-2xx + socket errors "
-        "| of uvloop bare |\n|---|---|---|---|---|---|---|\n"
+        + "\n\n| route | req/s | p50 | p99 | server CPU ms/request | non-2xx "
+        "| timeouts (10 s) | of uvloop bare |\n|---|---|---|---|---|---|---|---|\n"
         + rows
         + f"\n\nTarget (issue 13): the gateway route at least {TARGET_SHARE:.0%} of the bare "
         f"endpoint's throughput (uvicorn + uvloop + httptools) with p99 under "
