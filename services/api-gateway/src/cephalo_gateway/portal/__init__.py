@@ -59,6 +59,8 @@ async def _csrf(request: Request, error: Exception) -> Response:
 
 async def _api_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ApiError)
+    if error.status == 401:
+        return redirect("/sign-in")
     titles = {403: "Not allowed", 404: "Not found", 409: "Conflict", 422: "Check your input"}
     status = error.status if 400 <= error.status < 600 else 502
     return render(
