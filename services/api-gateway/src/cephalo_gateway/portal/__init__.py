@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, Response
 
 from cephalo_gateway.portal import (
+    routes_admin,
     routes_auth,
     routes_deploy,
     routes_infrastructure,
@@ -40,6 +41,7 @@ routers = [
     routes_infrastructure.router,
     routes_projects.router,
     routes_deploy.router,
+    routes_admin.router,
 ]
 
 
