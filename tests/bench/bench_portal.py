@@ -178,7 +178,8 @@ def machine() -> list[str]:
         f"{os.cpu_count()} CPUs",
         platform.processor() or platform.machine(),
         platform.python_version(),
-        f"load average {os.getloadavg()[1]:.1f}",
+        f"load average {os.getloadavg()[1]:.1f}"
+        + (" (under load: other work shared the cores)" if os.getloadavg()[1] > 3 else ""),
     ]
 
 
@@ -238,7 +239,7 @@ def summary(times: list[float]) -> str:
 
 METHOD = """Each page is fetched {repeats} times in a row by one signed-in client (no browser:
 rendering time in Chromium is not counted); the time is from sending the request to the last
-byte over loopback. A page costs one permission look-up plus the API calls it shows, all made
+byte over loopback. A page costs one session look-up plus the API calls it shows, all made
 in process through the gateway's own ASGI app (authentication, authorization, audit), and the
 upstream services' own work. The target is under 300 ms per page. The CPU column is the
 user + system time of all five service processes per page, read from /proc before and after
