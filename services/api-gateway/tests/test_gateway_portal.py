@@ -172,3 +172,111 @@ async def test_signing_out_ends_the_gateway_session(
         browser.cookies.set("cephalo_portal", cookie, path="/app")
         again = await browser.get("/app/projects")
         assert again.status_code == 303 and again.headers["location"] == "/app/sign-in"
+
+
+async def new_environment(admin: httpx.AsyncClient) -> dict[str, Any]:
+    response = await admin.post(
+        "/api/v1/spaces/default/environments", json={"name": unique("LcEnv")}
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def lifecycle_names(admin: httpx.AsyncClient) -> list[str]:
+    response = await admin.get("/api/v1/spaces/default/lifecycles", params={"take": 500})
+    body = response.json()
+    return [item["name"] for item in (body["items"] if isinstance(body, dict) else body)]
+
+
+async def test_a_lifecycle_is_added_with_its_phases_and_bad_input_is_a_form_error(
+    portal_app: FastAPI, admin: httpx.AsyncClient
+) -> None:
+    test_env, production = await new_environment(admin), await new_environment(admin)
+    username = await new_user(admin, role="space-manager")
+    async with signed_in(portal_app, username) as browser:
+        token = csrf_of(well_formed(await browser.get("/app/lifecycles")))
+        name = unique("Lifecycle")
+        form = {
+            "csrf_token": token,
+            "name": name,
+            "phase-1-name": "Test",
+            "phase-1-automatic": test_env["id"],
+            "phase-2-name": "Production",
+            "phase-2-manual": production["id"],
+            "phase-2-minimum": "1",
+        }
+        assert (await browser.post("/app/lifecycles", data=form)).status_code == 303
+        page = well_formed(await browser.get("/app/lifecycles"))
+        assert f'data-lifecycle="{name}"' in page and 'data-phase="Production"' in page
+        assert production["name"] in page
+
+        again = await browser.post("/app/lifecycles", data=form)
+        assert again.status_code == 422 and 'role="alert"' in again.text
+        assert page_problems(again.text) == []
+        odd = unique("Odd")
+        bad = {**form, "name": odd, "phase-1-minimum": "several"}
+        refused = await browser.post("/app/lifecycles", data=bad)
+        assert refused.status_code == 422 and "whole number" in refused.text
+        unknown = {**form, "name": odd, "phase-1-automatic": "not-an-id"}
+        assert (await browser.post("/app/lifecycles", data=unknown)).status_code == 422
+        assert odd not in await lifecycle_names(admin)
+
+    viewer = await new_user(admin, role="project-viewer")
+    async with signed_in(portal_app, viewer) as browser:
+        page = well_formed(await browser.get("/app/lifecycles"))
+        assert "Add lifecycle" not in page and name in page
+        post = {"csrf_token": csrf_of(page), "name": unique("ViewerLc")}
+        assert (await browser.post("/app/lifecycles", data=post)).status_code == 403
+        assert post["name"] not in await lifecycle_names(admin)
+
+
+async def test_the_audit_log_shows_changes_filtered_by_user_and_refuses_a_bad_date(
+    portal_app: FastAPI, admin: httpx.AsyncClient
+) -> None:
+    username = await new_user(admin, role="space-manager")
+    async with signed_in(portal_app, username) as browser:
+        token = csrf_of(well_formed(await browser.get("/app/environments")))
+        name = unique("AuditEnv")
+        await browser.post("/app/environments", data={"name": name, "csrf_token": token})
+        mine = well_formed(await browser.get("/app/audit", params={"user": username}))
+        assert "POST /api/v1/spaces/default/environments" in mine
+        others = well_formed(await browser.get("/app/audit", params={"user": unique("nobody")}))
+        assert "/environments</code>" not in others and "Nothing recorded that matches" in others
+        bad = await browser.get("/app/audit", params={"from": "last tuesday"})
+        assert bad.status_code == 422 and "not a date" in bad.text
+        assert page_problems(bad.text) == []
+        ranged = await browser.get(
+            "/app/audit", params={"user": username, "from": "2000-01-01T00:00"}
+        )
+        assert "POST /api/v1/spaces/default/environments" in well_formed(ranged)
+
+
+async def test_a_new_api_key_is_shown_once_works_and_can_be_revoked(
+    portal_app: FastAPI, admin: httpx.AsyncClient
+) -> None:
+    username = await new_user(admin, role="project-viewer")
+    async with signed_in(portal_app, username) as browser:
+        token = csrf_of(well_formed(await browser.get("/app/api-keys")))
+        empty = await browser.post("/app/api-keys", data={"csrf_token": token, "purpose": ""})
+        assert empty.status_code == 422 and page_problems(empty.text) == []
+        created = await browser.post("/app/api-keys", data={"csrf_token": token, "purpose": "ci"})
+        assert created.status_code == 201 and created.headers["cache-control"] == "no-store"
+        assert page_problems(created.text) == []
+        match = re.search(r'<code id="new-key-value" data-key>([^<]+)</code>', created.text)
+        assert match is not None
+        key = match.group(1)
+        listed = well_formed(await browser.get("/app/api-keys"))
+        assert key not in listed and 'data-key-purpose="ci"' in listed
+        async with running(portal_app) as api:
+            assert (
+                await api.get("/api/v1/users/me", headers={"X-Cephalo-Api-Key": key})
+            ).status_code == 200
+            key_id = re.search(r"/app/api-keys/([^/]+)/revoke", listed)
+            assert key_id is not None
+            revoked = await browser.post(
+                f"/app/api-keys/{key_id.group(1)}/revoke", data={"csrf_token": token}
+            )
+            assert revoked.status_code == 303
+            assert (
+                await api.get("/api/v1/users/me", headers={"X-Cephalo-Api-Key": key})
+            ).status_code == 401

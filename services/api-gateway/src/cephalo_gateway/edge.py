@@ -48,6 +48,10 @@ SESSION_COOKIE = "cephalo_session"
 CSRF_COOKIE = "cephalo_csrf"
 CSRF_HEADERS = (b"x-cephalo-csrf-token", b"x-octopus-csrf-token")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+AUTHENTICATION_MEMO = "cephalo.authentication_memo"
+"""A scope extension only an in-process caller can set (the portal, `portal/client.py`):
+a dict shared by the API calls made for one page, so a session cookie is checked once per
+page instead of once per call. Every call still passes limits, CSRF, authorization, audit."""
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
@@ -111,6 +115,20 @@ def cookie(scope: Scope, name: str) -> str | None:
         if name in jar:
             return jar[name].value or None
     return None
+
+
+async def session_principal(runtime: Any, security: Security, cookie: str) -> Principal | None:
+    """The user of a gateway session cookie; None when it is forged, expired or revoked, or
+    its user is disabled."""
+    async with unit_of_work(runtime.sessionmaker) as session:
+        return await identity.authenticate_session(
+            Repositories(session), cookie, key=security.session_key, now=utc_now()
+        )
+
+
+def _memo_of(scope: Scope) -> dict[str, Principal | None] | None:
+    memo = (scope.get("extensions") or {}).get(AUTHENTICATION_MEMO)
+    return memo if isinstance(memo, dict) else None
 
 
 def error_body(path: str, status: int, title: str, detail: str, slug: str) -> tuple[bytes, bytes]:
@@ -200,20 +218,22 @@ class EdgeMiddleware:
     ) -> tuple[Principal | None, bool]:
         """(principal, whether credentials were presented at all)."""
         key = next((v for name in API_KEY_HEADERS if (v := _header(scope, name))), None)
-        session_cookie = cookie(scope, SESSION_COOKIE) if key is None else None
-        if key is None and session_cookie is None:
-            return None, False
         runtime = scope["app"].state.runtime
-        now = utc_now()
-        async with unit_of_work(runtime.sessionmaker) as session:
-            repos = Repositories(session)
-            if key is not None:
-                return await identity.authenticate_api_key(repos, key, now), True
-            assert session_cookie is not None
-            found = await identity.authenticate_session(
-                repos, session_cookie, key=security.session_key, now=now
-            )
-            return found, True
+        if key is not None:
+            async with unit_of_work(runtime.sessionmaker) as session:
+                return await identity.authenticate_api_key(
+                    Repositories(session), key, utc_now()
+                ), True
+        session_cookie = cookie(scope, SESSION_COOKIE)
+        if session_cookie is None:
+            return None, False
+        memo = _memo_of(scope)
+        if memo is not None and session_cookie in memo:
+            return memo[session_cookie], True
+        found = await session_principal(runtime, security, session_cookie)
+        if memo is not None:
+            memo[session_cookie] = found
+        return found, True
 
     def _csrf_ok(self, scope: Scope, security: Security, principal: Principal) -> bool:
         presented = next((v for name in CSRF_HEADERS if (v := _header(scope, name))), None)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, Response
 
 from cephalo_gateway.portal import (
+    routes_admin,
     routes_auth,
     routes_deploy,
     routes_infrastructure,
@@ -40,6 +41,7 @@ routers = [
     routes_infrastructure.router,
     routes_projects.router,
     routes_deploy.router,
+    routes_admin.router,
 ]
 
 
@@ -59,6 +61,8 @@ async def _csrf(request: Request, error: Exception) -> Response:
 
 async def _api_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ApiError)
+    if error.status == 401:
+        return redirect("/sign-in")
     titles = {403: "Not allowed", 404: "Not found", 409: "Conflict", 422: "Check your input"}
     status = error.status if 400 <= error.status < 600 else 502
     return render(

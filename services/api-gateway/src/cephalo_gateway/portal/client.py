@@ -2,7 +2,8 @@
 
 Every call goes through the edge (authentication, limits, CSRF, audit) and authorization
 exactly as the browser's own calls would, as the signed-in user and from their address:
-the portal can show and do nothing the API would refuse them.
+the portal can show and do nothing the API would refuse them. The calls made for one page
+share one authentication of the session (`edge.AUTHENTICATION_MEMO`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cephalo_gateway.edge import SESSION_COOKIE
+from cephalo_gateway.domain.identity import Principal
+from cephalo_gateway.edge import AUTHENTICATION_MEMO, SESSION_COOKIE
 from cephalo_gateway.portal.session import PortalSession
 
 SPACE = "default"
@@ -56,21 +58,41 @@ class ApiError(Exception):
         return "; ".join(p for p in parts if p)
 
 
+def _sharing_authentication(app: ASGIApp, memo: dict[str, Principal | None]) -> ASGIApp:
+    """The app as seen by one page's calls: they share one authentication of the session."""
+
+    async def call(scope: Scope, receive: Receive, send: Send) -> None:
+        extensions = {**(scope.get("extensions") or {}), AUTHENTICATION_MEMO: memo}
+        await app({**scope, "extensions": extensions}, receive, send)
+
+    return call
+
+
 class PortalClient:
     def __init__(
-        self, app: ASGIApp, session: PortalSession | None, client_ip: str, space: str = SPACE
+        self,
+        app: ASGIApp,
+        session: PortalSession | None,
+        client_ip: str,
+        principal: Principal | None = None,
     ) -> None:
+        """`principal`: the session's user when the caller has already authenticated it."""
         headers = {"accept": "application/json"}
+        memo: dict[str, Principal | None] = {}
         if session is not None:
             headers["cookie"] = f"{SESSION_COOKIE}={session.gateway_cookie}"
             headers["x-cephalo-csrf-token"] = session.csrf_token
+            if principal is not None:
+                memo[session.gateway_cookie] = principal
         self._client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, client=(client_ip, 0)),
+            transport=httpx.ASGITransport(
+                app=_sharing_authentication(app, memo), client=(client_ip, 0)
+            ),
             base_url="http://portal.internal",
             headers=headers,
             timeout=TIMEOUT_SECONDS,
         )
-        self.space_base = f"/api/v1/spaces/{space}"
+        self.space_base = f"/api/v1/spaces/{SPACE}"
 
     async def __aenter__(self) -> PortalClient:
         return self

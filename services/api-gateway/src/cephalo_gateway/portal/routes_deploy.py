@@ -14,7 +14,6 @@ from cephalo_gateway.portal.views import (
     PREFIX,
     TERMINAL,
     FormPortalDep,
-    PollingPortalDep,
     PortalDep,
     redirect,
 )
@@ -23,17 +22,23 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 LOG_PAGE = 1000
 
 
+async def _none() -> None:
+    return None
+
+
 @router.get("/releases/{release_id}")
 async def release(release_id: str, portal: PortalDep, environment: str = "") -> Response:
-    found = await portal.api.space("GET", f"/releases/{release_id}")
-    project = await portal.api.space("GET", f"/projects/{found['project_id']}")
-    environments = await portal.api.items("/environments")
+    found, environments, deployments = await asyncio.gather(
+        portal.api.space("GET", f"/releases/{release_id}"),
+        portal.api.items("/environments"),
+        portal.api.items("/deployments", release_id=release_id),
+    )
     chosen = next((e for e in environments if str(e["id"]) == environment), None)
-    plan = None
-    if chosen is not None:
-        machines = await portal.api.items("/machines", environment_id=chosen["id"])
-        plan = plan_of(found["steps"], machines)
-    deployments = await portal.api.items("/deployments", release_id=release_id)
+    project, machines = await asyncio.gather(
+        portal.api.space("GET", f"/projects/{found['project_id']}"),
+        portal.api.items("/machines", environment_id=chosen["id"]) if chosen else _none(),
+    )
+    plan = plan_of(found["steps"], machines) if machines is not None else None
     return portal.render(
         "release.html",
         f"Release {found['version']} of {project['name']}",
@@ -92,13 +97,15 @@ async def task(task_id: str, portal: PortalDep) -> Response:
 
 
 @router.get("/tasks/{task_id}/log")
-async def task_log(task_id: str, portal: PollingPortalDep, after: int = Query(0, ge=0)) -> Response:
+async def task_log(task_id: str, portal: PortalDep, after: int = Query(0, ge=0)) -> Response:
     """What the live log polls: new lines after `after`, the state, open interruptions."""
-    found = await portal.api.space("GET", f"/tasks/{task_id}")
-    lines = await portal.api.space(
-        "GET", f"/tasks/{task_id}/log", params={"after": after, "limit": LOG_PAGE}
+    found, lines, pending = await asyncio.gather(
+        portal.api.space("GET", f"/tasks/{task_id}"),
+        portal.api.space(
+            "GET", f"/tasks/{task_id}/log", params={"after": after, "limit": LOG_PAGE}
+        ),
+        _interruptions(portal, task_id),
     )
-    pending = await _interruptions(portal, task_id)
     return JSONResponse(
         {
             "state": found["state"],

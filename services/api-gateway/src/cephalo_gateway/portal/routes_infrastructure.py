@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from cephalo_gateway.portal import forms
+from cephalo_gateway.portal.dashboard import rows_of
 from cephalo_gateway.portal.views import PREFIX, FormPortalDep, PortalDep, redirect
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -18,12 +19,9 @@ async def _nothing() -> list[Any]:
     return []
 
 
-def _grid(dashboard: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(str(i["project_id"]), str(i["environment_id"])): i for i in dashboard["items"]}
-
-
 @router.get("/dashboard")
 async def dashboard(portal: PortalDep, project_group: str = "") -> Response:
+    """One dashboard call for the whole grid (plus the groups for the filter)."""
     params = {"project_group": project_group} if project_group else None
     board, groups = await asyncio.gather(
         portal.api.space("GET", "/dashboard", params=params), portal.api.items("/project-groups")
@@ -31,8 +29,8 @@ async def dashboard(portal: PortalDep, project_group: str = "") -> Response:
     return portal.render(
         "dashboard.html",
         "Dashboard",
-        board=board,
-        grid=_grid(board),
+        rows=rows_of(board, PREFIX),
+        environment_names=[e["name"] for e in board["environments"]],
         groups=groups,
         project_group=project_group,
     )
@@ -58,11 +56,11 @@ async def create_environment(portal: FormPortalDep) -> Response:
 
 @router.get("/machines")
 async def machines(portal: PortalDep) -> Response:
-    found = await portal.api.items("/machines")
-    pending = (
-        await portal.api.items("/machines/pending") if portal.viewer.can("MachineCreate") else []
+    found, pending, environments = await asyncio.gather(
+        portal.api.items("/machines"),
+        portal.api.items("/machines/pending") if portal.viewer.can("MachineCreate") else _nothing(),
+        portal.api.items("/environments"),
     )
-    environments = await portal.api.items("/environments")
     names = {str(e["id"]): e["name"] for e in environments}
     return portal.render(
         "machines.html",

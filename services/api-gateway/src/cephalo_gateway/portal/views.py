@@ -11,7 +11,9 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from cephalo_gateway.portal.client import ApiError, PortalClient
+from cephalo_gateway.domain.identity import Principal
+from cephalo_gateway.edge import session_principal
+from cephalo_gateway.portal.client import PortalClient
 from cephalo_gateway.portal.session import (
     COOKIE,
     CSRF_FIELD,
@@ -96,36 +98,23 @@ def session_of(request: Request) -> PortalSession | None:
     return unseal(request.cookies.get(COOKIE), portal_key(security_of(request).session_key))
 
 
-async def _viewer(api: PortalClient, session: PortalSession) -> Viewer:
-    try:
-        mine = await api.call("GET", "/api/v1/users/me/permissions")
-    except ApiError as error:
-        if error.status == 401:
-            raise SignInRequired from error
-        raise
-    granted = {p for grant in mine.get("grants", []) for p in grant.get("permissions", [])}
-    return Viewer(
-        username=str(mine.get("username") or session.username),
-        is_administrator=bool(mine.get("is_administrator")),
-        permissions=frozenset(granted),
-    )
+def viewer_of(principal: Principal) -> Viewer:
+    granted = {str(p) for grant in principal.grants for p in grant.permissions}
+    return Viewer(principal.username, principal.is_administrator, frozenset(granted))
 
 
 async def _portal(request: Request) -> AsyncIterator[Portal]:
+    """The signed-in user, authenticated once for the page: what they may do decides which
+    buttons show, and every API call the page makes reuses the same authentication."""
     session = session_of(request)
     if session is None:
         raise SignInRequired
-    async with PortalClient(request.app, session, client_ip(request)) as api:
-        yield Portal(request, session, api, await _viewer(api, session))
-
-
-async def _polling_portal(request: Request) -> AsyncIterator[Portal]:
-    """For what the live log polls: no permission look-up (the API checks every call)."""
-    session = session_of(request)
-    if session is None:
+    security = security_of(request)
+    principal = await session_principal(request.app.state.runtime, security, session.gateway_cookie)
+    if principal is None:
         raise SignInRequired
-    async with PortalClient(request.app, session, client_ip(request)) as api:
-        yield Portal(request, session, api, Viewer(session.username, is_administrator=False))
+    async with PortalClient(request.app, session, client_ip(request), principal) as api:
+        yield Portal(request, session, api, viewer_of(principal))
 
 
 async def _checked_portal(request: Request, portal: Annotated[Portal, Depends(_portal)]) -> Portal:
@@ -139,4 +128,3 @@ async def _checked_portal(request: Request, portal: Annotated[Portal, Depends(_p
 
 PortalDep = Annotated[Portal, Depends(_portal)]
 FormPortalDep = Annotated[Portal, Depends(_checked_portal)]
-PollingPortalDep = Annotated[Portal, Depends(_polling_portal)]

@@ -17,10 +17,7 @@ async def dashboard(
     latest = await repos.deployments.latest_per_project_environment(
         space.id, [project.id for project in projects]
     )
-    versions = {
-        release.id: release.version
-        for release in await repos.releases.find_many({d.release_id for d in latest})
-    }
+    versions = await repos.releases.versions_of({d.release_id for d in latest})
     items = [
         {
             "project_id": deployment.project_id,
