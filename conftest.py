@@ -44,13 +44,14 @@ def _weight(items: list[pytest.Item]) -> tuple[int, int]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Runs in each xdist worker, where xdist has reset `dist` to "no" and set `loadgroup`."""
     groups: dict[str, list[pytest.Item]] = {}
     for item in items:
         group = _group_of(item)
         if item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(group))
         groups.setdefault(group, []).append(item)
-    if config.getoption("dist", "no") == "no":
+    if not getattr(config.option, "loadgroup", False):
         return
     ordered = sorted(groups.values(), key=_weight)
     items[:] = [item for group in ordered for item in group]
