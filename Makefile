@@ -44,8 +44,11 @@ system-packages:
 	      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
 	  else echo "chromium is missing: install it (apt-get install chromium)"; exit 1; fi; }
 
+# The suite mostly waits on real servers and processes: pytest-xdist runs it on TEST_WORKERS
+# workers, whole-stack suites pinned to one worker each (the root conftest.py groups them).
+TEST_WORKERS ?= 2
 test: lint system-packages
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 # Every benchmark; each writes its own section of docs/benchmarks.md and docs/benchmarks/NAME.json,
 # then the summary at the top of docs/benchmarks.md is rebuilt from those JSON files. `-k` so

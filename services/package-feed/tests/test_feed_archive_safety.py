@@ -276,6 +276,7 @@ class _Zeros(io.RawIOBase):
         (".tar", tar_of([tar_member("app/run.sh", b"echo hi")], mode="w")),
         (".tar.bz2", tar_of([tar_member("app/run.sh", b"echo hi")], mode="w:bz2")),
     ],
+    ids=[".zip", ".tar.gz", ".tar", ".tar.bz2"],
 )
 def test_ordinary_archives_pass_the_inspection(tmp_path: Path, extension: str, data: bytes) -> None:
     path = tmp_path / f"ok{extension}"

@@ -140,6 +140,17 @@ async def test_an_unknown_task_is_not_found(client: httpx.AsyncClient) -> None:
         (f"/api/v1/spaces/{uuid.uuid4()}/tasks?offset=-1", "query.offset"),
         (f"/api/v1/spaces/{uuid.uuid4()}/tasks/{uuid.uuid4()}/log?after=-1", "query.after"),
     ],
+    ids=[
+        "space-not-a-uuid",
+        "task-not-a-uuid",
+        "log-of-task-not-a-uuid",
+        "state",
+        "deployment-id",
+        "limit-0",
+        "limit-too-large",
+        "offset",
+        "after",
+    ],
 )
 async def test_malformed_input_is_a_422_problem_naming_the_field(
     client: httpx.AsyncClient, path: str, field: str
