@@ -14,7 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 
 
-async def wait_until_ready(client: httpx.AsyncClient, timeout: float = 15.0) -> None:
+async def wait_until_ready(client: httpx.AsyncClient, timeout: float = 60.0) -> None:
     """Poll `/readyz` until 200: NATS connects in the background after start."""
     async with asyncio.timeout(timeout):
         while (await client.get("/readyz")).status_code != 200:
@@ -33,6 +33,10 @@ async def running(app: FastAPI, *, ready: bool = True) -> AsyncIterator[httpx.As
             if ready:
                 await wait_until_ready(client)
             yield client
+
+
+STARTUP_SECONDS = 90
+"""A ceiling, not a wait: two xdist workers on a loaded 2-core machine start slowly."""
 
 
 class _TestServer(uvicorn.Server):
@@ -65,7 +69,7 @@ async def serving(
     server = _TestServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(STARTUP_SECONDS):
             while not server.started:
                 if task.done():
                     task.result()
