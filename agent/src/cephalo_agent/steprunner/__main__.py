@@ -26,9 +26,7 @@ from cephalo_agent.steprunner.action import (
     load_from_variables_file,
 )
 from cephalo_agent.steprunner.conventions import substitute_script
-from cephalo_agent.steprunner.deploy import deploy_package
 from cephalo_agent.steprunner.errors import StepFailed
-from cephalo_agent.steprunner.kubernetes_step import deploy_raw_yaml
 from cephalo_agent.steprunner.output import StepOutput
 from cephalo_agent.steprunner.scripts import ScriptContext
 from cephalo_agent.steprunner.version import runner_version
@@ -74,8 +72,12 @@ def run_action(action: Action, output: StepOutput) -> int:
     exit_code = 0
     try:
         if action.action_type == DEPLOY_PACKAGE_ACTION:
+            from cephalo_agent.steprunner.deploy import deploy_package  # noqa: PLC0415
+
             deploy_package(action, context, output)
         elif action.action_type == KUBERNETES_YAML_ACTION:
+            from cephalo_agent.steprunner.kubernetes_step import deploy_raw_yaml  # noqa: PLC0415
+
             deploy_raw_yaml(action, output)
         else:
             _run_script(action, context, output)
