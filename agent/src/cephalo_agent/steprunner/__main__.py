@@ -61,7 +61,10 @@ def _load(args: argparse.Namespace) -> Action:
 
 
 def run_action(action: Action, output: StepOutput) -> int:
-    """Run the action to its end; failures are log lines and an exit code, never tracebacks."""
+    """Run the action to its end; failures are log lines and an exit code, never tracebacks.
+
+    The package and Kubernetes steps are imported only when run: the runner starts once per
+    SSH step, and a script step should not pay for their imports."""
     output.add_secrets(action.sensitive_values)
     own_work = action.work_dir is None
     work = action.work_dir or Path(tempfile.mkdtemp(prefix="cephalo-step-"))
@@ -72,11 +75,11 @@ def run_action(action: Action, output: StepOutput) -> int:
     exit_code = 0
     try:
         if action.action_type == DEPLOY_PACKAGE_ACTION:
-            from cephalo_agent.steprunner.deploy import deploy_package  # noqa: PLC0415
+            from cephalo_agent.steprunner.deploy import deploy_package
 
             deploy_package(action, context, output)
         elif action.action_type == KUBERNETES_YAML_ACTION:
-            from cephalo_agent.steprunner.kubernetes_step import deploy_raw_yaml  # noqa: PLC0415
+            from cephalo_agent.steprunner.kubernetes_step import deploy_raw_yaml
 
             deploy_raw_yaml(action, output)
         else:
