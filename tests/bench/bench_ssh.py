@@ -321,6 +321,7 @@ async def measure_all(run: Run, farm: SshFarm, stack: SshStack) -> None:
                     ["agent-gateway", "postgres+nats"],
                 )
                 measures.add(what, hosts, sample)
+            write_outputs(run, args.output, args.json)  # what is measured so far is kept
 
 
 def machine_facts() -> dict[str, Any]:
@@ -434,7 +435,7 @@ def write_outputs(run: Run, output: Path, json_output: Path) -> None:
     json_output.parent.mkdir(parents=True, exist_ok=True)
     json_output.write_text(json.dumps(document, indent=2) + "\n")
     write_section(output, section_text(run, facts, load, stamp, rows))
-    print(f"wrote {output} and {json_output}")
+    print(f"wrote {output} and {json_output}", flush=True)
 
 
 def section_text(
@@ -504,7 +505,6 @@ def main() -> None:
     raise_fd_limit()
     run = Run(args)
     asyncio.run(bench(run))
-    write_outputs(run, args.output, args.json)
 
 
 if __name__ == "__main__":
