@@ -78,6 +78,19 @@ bench-feed: $(STAMP)
 bench-agents: $(STAMP)
 	$(BIN)/python tests/bench/bench_agents.py
 
+# Ansible is the reference, not a dependency: a pinned ansible-core in a venv of its own
+# (2.19 is the last line that runs on Python 3.11).
+ANSIBLE_CORE := 2.19.15
+BENCH_ANSIBLE := .cephalo/bench-ansible
+$(BENCH_ANSIBLE)/.ansible-core-$(ANSIBLE_CORE):
+	rm -rf $(BENCH_ANSIBLE)
+	$(BIN)/python -m venv $(BENCH_ANSIBLE)
+	$(BENCH_ANSIBLE)/bin/pip install --quiet --disable-pip-version-check ansible-core==$(ANSIBLE_CORE)
+	@touch $@
+
+bench-ssh: $(STAMP) system-packages $(BENCH_ANSIBLE)/.ansible-core-$(ANSIBLE_CORE)
+	$(BIN)/python tests/bench/bench_ssh.py --ansible $(BENCH_ANSIBLE)/bin/ansible $(BENCH_SSH_ARGS)
+
 bench-cli: $(STAMP)
 	$(BIN)/python cli/bench/bench_cli.py
 

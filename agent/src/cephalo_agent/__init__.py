@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from importlib import metadata
-
 
 def agent_version() -> str:
-    """The installed distribution's version, so capabilities report what is really running."""
+    """The installed distribution's version, so capabilities report what is really running.
+
+    `importlib.metadata` is imported here, not at the top: every module of the package pays
+    for this one's imports, the step runner too, which starts once per SSH step."""
+    from importlib import metadata
+
     try:
         return metadata.version("cephalo-agent")
     except metadata.PackageNotFoundError:

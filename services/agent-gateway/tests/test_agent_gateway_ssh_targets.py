@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import getpass
 import hashlib
 import io
@@ -190,10 +191,10 @@ class _PasswordServer(asyncssh.SSHServer):
 
 
 async def _shell(process: asyncssh.SSHServerProcess[bytes]) -> None:
-    """Run the exec request through the local shell, copying its output back."""
+    """Run the exec request through the local shell: stdin in, its output back."""
     local = await asyncio.create_subprocess_shell(
         process.command or "true",
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -202,8 +203,19 @@ async def _shell(process: asyncssh.SSHServerProcess[bytes]) -> None:
         while chunk := await source.read(65536):
             target.write(chunk)
 
-    assert local.stdout is not None and local.stderr is not None
-    await asyncio.gather(copy(local.stdout, process.stdout), copy(local.stderr, process.stderr))
+    async def feed(source: asyncssh.SSHReader[bytes], target: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):  # the command did not read it all
+            while chunk := await source.read(65536):
+                target.write(chunk)
+                await target.drain()
+        target.close()
+
+    assert local.stdin is not None and local.stdout is not None and local.stderr is not None
+    await asyncio.gather(
+        feed(process.stdin, local.stdin),
+        copy(local.stdout, process.stdout),
+        copy(local.stderr, process.stderr),
+    )
     process.exit(await local.wait())
 
 

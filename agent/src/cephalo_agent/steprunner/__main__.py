@@ -26,9 +26,7 @@ from cephalo_agent.steprunner.action import (
     load_from_variables_file,
 )
 from cephalo_agent.steprunner.conventions import substitute_script
-from cephalo_agent.steprunner.deploy import deploy_package
 from cephalo_agent.steprunner.errors import StepFailed
-from cephalo_agent.steprunner.kubernetes_step import deploy_raw_yaml
 from cephalo_agent.steprunner.output import StepOutput
 from cephalo_agent.steprunner.scripts import ScriptContext
 from cephalo_agent.steprunner.version import runner_version
@@ -63,7 +61,10 @@ def _load(args: argparse.Namespace) -> Action:
 
 
 def run_action(action: Action, output: StepOutput) -> int:
-    """Run the action to its end; failures are log lines and an exit code, never tracebacks."""
+    """Run the action to its end; failures are log lines and an exit code, never tracebacks.
+
+    The package and Kubernetes steps are imported only when run: the runner starts once per
+    SSH step, and a script step should not pay for their imports."""
     output.add_secrets(action.sensitive_values)
     own_work = action.work_dir is None
     work = action.work_dir or Path(tempfile.mkdtemp(prefix="cephalo-step-"))
@@ -74,8 +75,12 @@ def run_action(action: Action, output: StepOutput) -> int:
     exit_code = 0
     try:
         if action.action_type == DEPLOY_PACKAGE_ACTION:
+            from cephalo_agent.steprunner.deploy import deploy_package
+
             deploy_package(action, context, output)
         elif action.action_type == KUBERNETES_YAML_ACTION:
+            from cephalo_agent.steprunner.kubernetes_step import deploy_raw_yaml
+
             deploy_raw_yaml(action, output)
         else:
             _run_script(action, context, output)

@@ -65,9 +65,15 @@ async def run_ssh_step(
             await publish(results.absorb(batch))
             del log.pending[: len(batch)]
 
+    ended = asyncio.Event()
+
     async def flush_periodically() -> None:
-        while True:
-            await asyncio.sleep(flush_seconds)
+        """Never cancelled mid-flush: a batch published but not yet taken off `pending`
+        would be published again by the last flush."""
+        while not ended.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(flush_seconds):
+                    await ended.wait()
             await flush()
 
     flusher = asyncio.create_task(flush_periodically())
@@ -83,9 +89,8 @@ async def run_ssh_step(
         else:
             error = f"SSH target {endpoint.name}: the connection was lost ({lost}); outcome unknown"
     finally:
-        flusher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await flusher
+        ended.set()
+        await asyncio.shield(flusher)
     await flush()  # every line absorbed: the results are complete
     if keep is not None and exit_code is not None:
         await _keep_artifacts(results, keep, log)

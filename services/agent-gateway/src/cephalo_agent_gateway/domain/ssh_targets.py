@@ -8,8 +8,9 @@
   `max_concurrent` sessions at a time across the pool (the gateway's limit).
 - The runner bundle lives at `<remote_base>/runner/<version>/runner.pyz` and is uploaded
   only when that file is missing (the version is a hash of its sources).
-- The action goes up as a 0600 file the runner deletes once read: sensitive values are
-  never on a command line. No PTY is requested, stdin is closed.
+- A step is one exec channel, no SFTP: the action goes up on stdin into a 0600 file the
+  runner deletes once read, so sensitive values are never on a command line. No PTY is
+  requested; the runner's stdin is at its end.
 - Closing a channel does not stop what runs behind it (no PTY, no SIGHUP), so the runner is
   `exec`ed by the session's shell, which sshd made a process group leader, and announces that
   group first: a cancelled or timed-out step gets SIGTERM then SIGKILL sent to the group.
@@ -18,8 +19,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import posixpath
 import re
 import secrets
 import shlex
@@ -40,6 +43,7 @@ _TICKET = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 MIN_PYTHON = (3, 11)
 log = get_logger(__name__)
 PROCESS_GROUP_MARKER = "##cephalo-process-group "
+RUNNER_MISSING = "##cephalo-runner-missing"
 KILL_GRACE_SECONDS = 3
 
 
@@ -238,35 +242,50 @@ class SshStepRunner:
     async def run_action(
         self, endpoint: SshEndpoint, ticket: str, action: dict[str, Any], on_line: LineSink
     ) -> int:
-        """The runner's exit code; every output line is handed to `on_line` as it arrives."""
+        """The runner's exit code; every output line is handed to `on_line` as it arrives.
+
+        One exec channel per step: the shell checks the runner is there, writes the action
+        (from stdin, 0600 in a 0700 directory) and `exec`s the runner. Only when the runner
+        is missing does an SFTP session push it, and the step is started again."""
         if not _TICKET.match(ticket):
             raise ValueError(f"ticket {ticket!r} is not a safe file name")
         work = f"{self.base}/work/{ticket}"
-        action_path = f"{work}/action.json"
-        spec = {**action, "home": self.base, "work_dir": work}
+        spec = json.dumps({**action, "home": self.base, "work_dir": work})
+        version, _ = runner_bundle()
+        runner = f"{self.base}/runner/{version}/runner.pyz"
+        command = self._command(runner, work)
         async with self.pool.session(endpoint) as connection:
-            runner = await self._ensure_runner(connection)
-            async with connection.start_sftp_client() as sftp:
-                await sftp.makedirs(work, exist_ok=True)
-                await sftp.chmod(work, 0o700)
-                attrs = asyncssh.SFTPAttrs(permissions=0o600)
-                async with sftp.open(action_path, "wb", attrs) as handle:
-                    await handle.write(json.dumps(spec).encode())
-            command = " ".join(
-                shlex.quote(part)
-                for part in (self.pool.settings.python, "-u", runner, "--action", action_path)
-            )
-            return await self._stream(connection, command + " --consume", on_line)
+            exit_code = await self._stream(connection, command, spec, on_line)
+            if exit_code is None:
+                await self._push_runner(connection, runner)
+                exit_code = await self._stream(connection, command, spec, on_line)
+        if exit_code is None:
+            raise SshUnavailable(f"SSH target {endpoint.name}: the runner could not be pushed")
+        return exit_code
+
+    def _command(self, runner: str, work: str) -> str:
+        action_path = f"{work}/action.json"
+        quoted_work, quoted_action = shlex.quote(work), shlex.quote(action_path)
+        run = " ".join(
+            shlex.quote(part)
+            for part in (self.pool.settings.python, "-u", runner, "--action", action_path)
+        )
+        return (
+            f"test -r {shlex.quote(runner)} || {{ echo '{RUNNER_MISSING}'; exit 0; }}; "
+            f"(umask 077 && mkdir -p {quoted_work} && chmod 700 {quoted_work} "
+            f"&& cat > {quoted_action}) || exit 2; "
+            f"echo '{PROCESS_GROUP_MARKER}'$$; exec {run} --consume"
+        )
 
     async def _stream(
-        self, connection: asyncssh.SSHClientConnection, command: str, on_line: LineSink
-    ) -> int:
-        announced = f"echo '{PROCESS_GROUP_MARKER}'$$; exec {command}"
+        self, connection: asyncssh.SSHClientConnection, command: str, spec: str, on_line: LineSink
+    ) -> int | None:
+        """The exit code, or None when the runner is missing on the target."""
         group: list[int] = []
         async with asyncio.timeout(self.pool.settings.run_timeout_seconds):
-            process = await connection.create_process(announced, encoding="utf-8", errors="replace")
+            process = await connection.create_process(command, encoding="utf-8", errors="replace")
             try:
-                return await self._follow(process, on_line, group)
+                return await self._follow(process, spec, on_line, group)
             except BaseException:
                 if group:
                     await self._kill_group(connection, group[0])
@@ -287,18 +306,28 @@ class SshStepRunner:
             log.warning("could not stop an SSH step's processes", group=group, error=str(error))
 
     async def _follow(
-        self, process: asyncssh.SSHClientProcess[str], on_line: LineSink, group: list[int]
-    ) -> int:
-        process.stdin.write_eof()
+        self,
+        process: asyncssh.SSHClientProcess[str],
+        spec: str,
+        on_line: LineSink,
+        group: list[int],
+    ) -> int | None:
+        with contextlib.suppress(BrokenPipeError, ConnectionError):  # it exited already
+            process.stdin.write(spec)
+            process.stdin.write_eof()
+        missing: list[bool] = []
 
         async def pump(reader: asyncssh.SSHReader[str], source: LogSource) -> None:
             async for line in reader:
                 if not line:  # EOF
                     break
                 text = line.rstrip("\r\n")
-                first = not group and source is LogSource.STDOUT
+                first = not group and not missing and source is LogSource.STDOUT
                 if first and text.startswith(PROCESS_GROUP_MARKER):
                     group.append(int(text.removeprefix(PROCESS_GROUP_MARKER)))
+                    continue
+                if first and text == RUNNER_MISSING:
+                    missing.append(True)
                     continue
                 on_line(source, text)
 
@@ -306,6 +335,8 @@ class SshStepRunner:
             pump(process.stdout, LogSource.STDOUT), pump(process.stderr, LogSource.STDERR)
         )
         completed = await process.wait()
+        if missing:
+            return None
         status = completed.exit_status
         return status if status is not None else -1
 
@@ -324,20 +355,17 @@ class SshStepRunner:
             raise ValueError(f"{path} grew over the {limit}-byte limit while it was read")
         return data
 
-    async def _ensure_runner(self, connection: asyncssh.SSHClientConnection) -> str:
-        version, bundle = runner_bundle()
-        directory = f"{self.base}/runner/{version}"
-        path = f"{directory}/runner.pyz"
+    async def _push_runner(self, connection: asyncssh.SSHClientConnection, path: str) -> None:
+        _, bundle = runner_bundle()
         async with connection.start_sftp_client() as sftp:
             if await sftp.exists(path):
-                return path
-            await sftp.makedirs(directory, exist_ok=True)
+                return  # a concurrent step pushed it meanwhile
+            await sftp.makedirs(posixpath.dirname(path), exist_ok=True)
             partial = f"{path}.partial-{secrets.token_hex(6)}"  # steps may push at once
             async with sftp.open(partial, "wb") as handle:
                 await handle.write(bundle)
             await sftp.posix_rename(partial, path)
         self.pool.runner_uploads += 1
-        return path
 
     async def health(self, endpoint: SshEndpoint) -> SshHealth:
         """Reachable, the pinned key, a usable Python: what a step needs on this target."""
