@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: run test lint supply-chain bootstrap clean bench bench-feed bench-agents bench-cli bench-portal system-packages images
+.PHONY: run test lint supply-chain bootstrap clean bench bench-feed bench-agents bench-cli bench-portal bench-deploy system-packages images
 
 $(STAMP): uv.lock pyproject.toml */pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -75,3 +75,6 @@ bench-portal: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .cephalo
+
+bench-deploy: $(STAMP)
+	$(BIN)/python tests/bench/bench_deploy.py $(BENCH_DEPLOY_ARGS)
