@@ -218,6 +218,10 @@ async def deploy_once(
     task = await finished_task(orchestrator, release.base, deployment["id"])
     used = {name: value - cpu[name] for name, value in server_cpu(running).items()}
     starts = script_starts(agents, task["step_runs"])
+    if DUMP is not None:
+        journals = {run["ticket"]: _journal(agents, run) for run in task["step_runs"]}
+        dump = {"requested": requested, "task": task, "journals": journals}
+        (DUMP / f"{size}-{version}.json").write_text(json.dumps(dump, indent=1))
     return Run(
         targets=size,
         dispatched=len(task["step_runs"]),
@@ -227,6 +231,18 @@ async def deploy_once(
         state=task["state"],
         cpu=used,
     )
+
+
+DUMP: Path | None = None  # --dump: each run's task and journals, for looking into a run
+
+
+def _journal(agents: dict[str, SwarmAgent], run: dict[str, Any]) -> Any:
+    member = agents.get(run["machine_name"])
+    if member is None:
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads((member.paths.tickets / run["ticket"] / "state.json").read_text())
+    return None
 
 
 async def finished_task(http: httpx.AsyncClient, base: str, deployment_id: str) -> dict[str, Any]:
@@ -565,7 +581,12 @@ def main() -> None:
         "--profile", type=Path, help="run the orchestrator under cProfile (largest size only)"
     )
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--dump", type=Path, help="write each run's task and journals here")
     args = parser.parse_args()
+    if args.dump is not None:
+        global DUMP
+        args.dump.mkdir(parents=True, exist_ok=True)
+        DUMP = args.dump
     raise_fd_limit()
     sizes = sorted(int(value) for value in args.targets.split(","))
     results = asyncio.run(bench(sizes, args.runs, args.profile))

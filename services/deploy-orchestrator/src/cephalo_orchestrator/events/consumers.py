@@ -9,7 +9,7 @@ would double the writes of the busiest consumer and grow without bound.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -23,7 +23,7 @@ from cephalo_common.contracts import (
     StepFinishedV1,
     StepLogV1,
 )
-from cephalo_common.db.inbox import SessionHandler, idempotent_handler
+from cephalo_common.db.inbox import first_delivery
 from cephalo_common.db.session import unit_of_work
 from cephalo_common.errors import Invalid
 from cephalo_common.http.app import Runtime
@@ -51,10 +51,14 @@ def _payload(envelope: Envelope, model: type[Payload]) -> Payload:
         raise PermanentFailure(f"unreadable {envelope.type} {envelope.id}: {error}") from error
 
 
-async def on_deployment_requested(session: AsyncSession, envelope: Envelope) -> None:
+WakingHandler = Callable[[AsyncSession, Envelope], Awaitable[bool]]
+
+
+async def on_deployment_requested(session: AsyncSession, envelope: Envelope) -> bool:
+    """True when a task was queued (the runner may start it at once)."""
     request = _payload(envelope, DeploymentRequestedV1)
     try:
-        await accept_deployment(
+        queued = await accept_deployment(
             Repositories(session),
             envelope.cephalospace,
             request,
@@ -63,35 +67,29 @@ async def on_deployment_requested(session: AsyncSession, envelope: Envelope) -> 
         )
     except Invalid as error:
         raise PermanentFailure(str(error)) from error
+    return queued is not None
 
 
-async def on_step_log(session: AsyncSession, envelope: Envelope) -> None:
+async def on_step_log(session: AsyncSession, envelope: Envelope) -> bool:
     message = _payload(envelope, StepLogV1)
     try:
-        await record_step_log(Repositories(session), message, now=utc_now())
+        return await record_step_log(Repositories(session), message, now=utc_now())
     except Invalid as error:
         raise PermanentFailure(str(error)) from error
 
 
-async def on_step_finished(session: AsyncSession, envelope: Envelope) -> None:
+async def on_step_finished(session: AsyncSession, envelope: Envelope) -> bool:
     message = _payload(envelope, StepFinishedV1)
     try:
-        await record_step_finished(Repositories(session), message, now=utc_now())
+        return await record_step_finished(Repositories(session), message, now=utc_now())
     except Invalid as error:
         raise PermanentFailure(str(error)) from error
 
 
-def _then_wake_runner(handler: Handler, runtime: Runtime) -> Handler:
-    """After a verdict (or the log it waited for) commits, let this instance's runner
-    advance the task at once."""
-
-    async def handle(envelope: Envelope) -> None:
-        await handler(envelope)
-        runner = runtime.extras.get(RUNNER_KEY)
-        if runner is not None:
-            runner.wake()
-
-    return handle
+def _wake_runner(runtime: Runtime) -> None:
+    runner = runtime.extras.get(RUNNER_KEY)
+    if runner is not None:
+        runner.wake()
 
 
 def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
@@ -108,13 +106,26 @@ def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
             ack_wait_seconds=messaging.consumer_ack_wait_seconds,
         )
 
-    def inbox(name: str, handle: SessionHandler) -> Handler:
-        return idempotent_handler(runtime.sessionmaker, InboxMessage, name, handle)
+    def inbox(name: str, handle: WakingHandler) -> Handler:
+        """Applied once per event; the runner is woken only when the committed change made
+        a task due (waking it per message would run its housekeeping per message)."""
 
-    def transaction(handle: SessionHandler) -> Handler:
+        async def handler(envelope: Envelope) -> None:
+            due = False
+            async with unit_of_work(runtime.sessionmaker) as session:
+                if await first_delivery(session, InboxMessage, name, envelope.id):
+                    due = await handle(session, envelope)
+            if due:
+                _wake_runner(runtime)
+
+        return handler
+
+    def transaction(handle: WakingHandler) -> Handler:
         async def handler(envelope: Envelope) -> None:
             async with unit_of_work(runtime.sessionmaker) as session:
-                await handle(session, envelope)
+                due = await handle(session, envelope)
+            if due:
+                _wake_runner(runtime)
 
         return handler
 
@@ -129,12 +140,12 @@ def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
             STEP_LOG_CONSUMER,
             EVT_AGENT.name,
             STEP_LOG.filter_subject,
-            _then_wake_runner(transaction(on_step_log), runtime),
+            transaction(on_step_log),
         ),
         spec(
             STEP_FINISHED_CONSUMER,
             EVT_AGENT.name,
             STEP_FINISHED.filter_subject,
-            _then_wake_runner(inbox(STEP_FINISHED_CONSUMER, on_step_finished), runtime),
+            inbox(STEP_FINISHED_CONSUMER, on_step_finished),
         ),
     ]
