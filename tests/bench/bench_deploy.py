@@ -248,7 +248,11 @@ def _journal(agents: dict[str, SwarmAgent], run: dict[str, Any]) -> Any:
 async def finished_task(http: httpx.AsyncClient, base: str, deployment_id: str) -> dict[str, Any]:
     async with asyncio.timeout(600):
         while True:
-            response = await http.get(f"{base}/tasks", params={"deployment_id": deployment_id})
+            try:
+                response = await http.get(f"{base}/tasks", params={"deployment_id": deployment_id})
+            except httpx.TransportError:  # a kept-alive connection closed under load
+                await asyncio.sleep(0.25)
+                continue
             listed = response.json() if response.status_code == 200 else []
             if listed and listed[0]["state"] in TERMINAL:
                 detail = await http.get(f"{base}/tasks/{listed[0]['id']}")
@@ -264,7 +268,7 @@ async def grow(swarm: Swarm, size: int) -> None:
     added = await swarm.add(missing, mode="polling", prefix="deploy")
     await swarm.start(added)
     await swarm.wait_connected(added, timeout=600)
-    print(f"{size} agents registered and connected in {time.monotonic() - began:.0f} s")
+    print(f"{size} agents registered and connected in {time.monotonic() - began:.0f} s", flush=True)
 
 
 async def bench(sizes: list[int], runs: int, profile: Path | None) -> list[Run]:

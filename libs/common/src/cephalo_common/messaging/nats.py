@@ -146,6 +146,8 @@ class NatsBroker:
                     except NatsTimeoutError:
                         _raise_if_cancelled()
                         continue
+                    if spec.batch_handler is not None and await self._handle_batch(spec, messages):
+                        continue
                     for message in messages:
                         await self._handle(spec, message)
             except asyncio.CancelledError:
@@ -203,6 +205,22 @@ class NatsBroker:
             await message.nak(delay=spec.redelivery_delay(delivered))
             return
         await message.ack()
+
+    async def _handle_batch(self, spec: ConsumerSpec, messages: list[Any]) -> bool:
+        """Group commit: True when the batch handler took every message (all acked);
+        False sends each through `_handle` instead."""
+        assert spec.batch_handler is not None
+        if len(messages) < 2:
+            return False
+        try:
+            envelopes = [Envelope.from_bytes(message.data) for message in messages]
+            await spec.batch_handler(envelopes)
+        except Exception as error:  # noqa: BLE001 - retried one by one
+            log.info("batch handled one by one", consumer=spec.name, error=str(error))
+            return False
+        for message in messages:
+            await message.ack()
+        return True
 
     async def _dead_letter(self, spec: ConsumerSpec, message: Any, reason: str) -> None:
         log.error("message dead-lettered", consumer=spec.name, reason=reason)

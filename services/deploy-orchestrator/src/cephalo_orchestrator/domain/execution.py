@@ -468,18 +468,20 @@ async def _dispatch(
         await task_log.write(repos, task, line, now=now)
         for key in action_keys:
             machine = targets.get(key.machine_id) if key.machine_id else None
-            run = await repos.step_runs.add(
-                StepRun(
-                    task_id=task.id,
-                    step_index=index,
-                    step_name=action.name,
-                    machine_id=key.machine_id,
-                    machine_name=machine.name if machine else "Cephalo Server",
-                    ticket=str(uuid7()),
-                    attempt=attempts.get(key, 0) + 1,
-                    state=StepRunState.PENDING.value,
-                )
+            run = StepRun(
+                id=uuid7(),
+                task_id=task.id,
+                step_index=index,
+                step_name=action.name,
+                machine_id=key.machine_id,
+                machine_name=machine.name if machine else "Cephalo Server",
+                ticket=str(uuid7()),
+                attempt=attempts.get(key, 0) + 1,
+                state=StepRunState.PENDING.value,
             )
+            repos.session.add(run)  # flushed with the others: one round trip for a wide step
+            if machine is None or isinstance(located, PackageMissing):
+                await repos.session.flush()
             if machine is None:
                 await raise_manual_intervention(repos, task, run, snapshot.properties, now=now)
                 continue

@@ -28,7 +28,12 @@ from cephalo_common.db.session import unit_of_work
 from cephalo_common.errors import Invalid
 from cephalo_common.http.app import Runtime
 from cephalo_common.ids import utc_now
-from cephalo_common.messaging.broker import ConsumerSpec, Handler, PermanentFailure
+from cephalo_common.messaging.broker import (
+    BatchHandler,
+    ConsumerSpec,
+    Handler,
+    PermanentFailure,
+)
 from cephalo_common.messaging.envelope import Envelope
 from cephalo_common.messaging.streams import EVT_AGENT, EVT_RELEASE
 from cephalo_orchestrator.db.models import InboxMessage
@@ -40,6 +45,7 @@ DEPLOYMENT_REQUESTED_CONSUMER = "deploy-orchestrator--deployment-requested"
 STEP_LOG_CONSUMER = "deploy-orchestrator--step-log"
 STEP_FINISHED_CONSUMER = "deploy-orchestrator--step-finished"
 RUNNER_KEY = "runner"
+AGENT_EVENT_BATCH = 100  # step.log / step.finished applied per transaction at most
 
 Payload = TypeVar("Payload", bound=BaseModel)
 
@@ -92,60 +98,94 @@ def _wake_runner(runtime: Runtime) -> None:
         runner.wake()
 
 
+def _by_task(envelopes: list[Envelope]) -> list[Envelope]:
+    """One lock order for every batch: tasks ascending (each handler locks its task first)."""
+    return sorted(envelopes, key=lambda envelope: str(envelope.data.get("task_id", "")))
+
+
 def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
     messaging = runtime.settings.messaging
 
-    def spec(name: str, stream: str, filter_subject: str, handler: Handler) -> ConsumerSpec:
+    def spec(
+        name: str,
+        stream: str,
+        filter_subject: str,
+        handle: WakingHandler,
+        *,
+        once: bool,
+        batch_size: int = 1,
+    ) -> ConsumerSpec:
+        """`once`: through the inbox (applied once, ever). `batch_size` > 1: a fetched batch
+        is applied in one transaction (group commit), one commit per batch instead of per
+        message; a batch that fails is applied message by message."""
+        inbox = name if once else None
         return ConsumerSpec(
             name=name,
             stream=stream,
             filter_subject=filter_subject,
-            handler=handler,
+            handler=_applied(runtime, handle, inbox),
+            batch_handler=_batch_applied(runtime, handle, inbox) if batch_size > 1 else None,
+            batch_size=max(batch_size, 10),
             max_deliver=messaging.consumer_max_deliver,
             backoff_seconds=tuple(messaging.consumer_backoff_seconds),
             ack_wait_seconds=messaging.consumer_ack_wait_seconds,
         )
-
-    def inbox(name: str, handle: WakingHandler) -> Handler:
-        """Applied once per event; the runner is woken only when the committed change made
-        a task due (waking it per message would run its housekeeping per message)."""
-
-        async def handler(envelope: Envelope) -> None:
-            due = False
-            async with unit_of_work(runtime.sessionmaker) as session:
-                if await first_delivery(session, InboxMessage, name, envelope.id):
-                    due = await handle(session, envelope)
-            if due:
-                _wake_runner(runtime)
-
-        return handler
-
-    def transaction(handle: WakingHandler) -> Handler:
-        async def handler(envelope: Envelope) -> None:
-            async with unit_of_work(runtime.sessionmaker) as session:
-                due = await handle(session, envelope)
-            if due:
-                _wake_runner(runtime)
-
-        return handler
 
     return [
         spec(
             DEPLOYMENT_REQUESTED_CONSUMER,
             EVT_RELEASE.name,
             DEPLOYMENT_REQUESTED.filter_subject,
-            inbox(DEPLOYMENT_REQUESTED_CONSUMER, on_deployment_requested),
+            on_deployment_requested,
+            once=True,
         ),
         spec(
             STEP_LOG_CONSUMER,
             EVT_AGENT.name,
             STEP_LOG.filter_subject,
-            transaction(on_step_log),
+            on_step_log,
+            once=False,
+            batch_size=AGENT_EVENT_BATCH,
         ),
         spec(
             STEP_FINISHED_CONSUMER,
             EVT_AGENT.name,
             STEP_FINISHED.filter_subject,
-            inbox(STEP_FINISHED_CONSUMER, on_step_finished),
+            on_step_finished,
+            once=True,
+            batch_size=AGENT_EVENT_BATCH,
         ),
     ]
+
+
+async def _apply(
+    session: AsyncSession, handle: WakingHandler, inbox: str | None, envelope: Envelope
+) -> bool:
+    if inbox is not None and not await first_delivery(session, InboxMessage, inbox, envelope.id):
+        return False
+    return await handle(session, envelope)
+
+
+def _applied(runtime: Runtime, handle: WakingHandler, inbox: str | None) -> Handler:
+    """One message, one transaction; the runner is woken only when the committed change made
+    a task due (waking it per message would run its tick per message)."""
+
+    async def handler(envelope: Envelope) -> None:
+        async with unit_of_work(runtime.sessionmaker) as session:
+            due = await _apply(session, handle, inbox, envelope)
+        if due:
+            _wake_runner(runtime)
+
+    return handler
+
+
+def _batch_applied(runtime: Runtime, handle: WakingHandler, inbox: str | None) -> BatchHandler:
+    async def handler(envelopes: list[Envelope]) -> None:
+        due = False
+        async with unit_of_work(runtime.sessionmaker) as session:
+            for envelope in _by_task(envelopes):
+                due = await _apply(session, handle, inbox, envelope) or due
+        if due:
+            _wake_runner(runtime)
+
+    return handler
