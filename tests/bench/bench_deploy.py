@@ -24,13 +24,14 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,11 @@ class Run:
     last_start: float
     state: str
     cpu: dict[str, float]  # server process -> CPU seconds during the run
+    idle: dict[str, float] = field(default_factory=dict)  # CPU s per s with nothing to do
+
+    def net_cpu(self, name: str) -> float:
+        """The run's CPU less what the process spends idle (polls, ticks) over as long."""
+        return self.cpu[name] - self.idle.get(name, 0.0) * self.seconds
 
 
 @dataclass
@@ -206,6 +212,7 @@ async def deploy_once(
     agents: dict[str, SwarmAgent],
     version: str,
     size: int,
+    idle: dict[str, float],
 ) -> Run:
     created = await release.call(
         "POST", f"/projects/{project_id}/releases", json={"version": version}
@@ -230,6 +237,7 @@ async def deploy_once(
         last_start=(starts[-1] - requested) if starts else float("nan"),
         state=task["state"],
         cpu=used,
+        idle=idle,
     )
 
 
@@ -271,7 +279,15 @@ async def grow(swarm: Swarm, size: int) -> None:
     print(f"{size} agents registered and connected in {time.monotonic() - began:.0f} s", flush=True)
 
 
-async def bench(sizes: list[int], runs: int, profile: Path | None) -> list[Run]:
+async def idle_rate(running: BenchStack, seconds: float = 5.0) -> dict[str, float]:
+    before = server_cpu(running)
+    await asyncio.sleep(seconds)
+    return {name: (value - before[name]) / seconds for name, value in server_cpu(running).items()}
+
+
+async def bench(
+    sizes: list[int], runs: int, profile: Path | None, publish: Callable[[list[Run]], None]
+) -> list[Run]:
     work = Path(tempfile.mkdtemp(prefix="cephalo-bench-deploy-"))
     work.chmod(0o755)
     results: list[Run] = []
@@ -290,6 +306,7 @@ async def bench(sizes: list[int], runs: int, profile: Path | None) -> list[Run]:
                     agents = {member.name: member for member in swarm.agents}
                     project_id = await create_project(release, size)
                     await asyncio.sleep(2)  # let the connection burst settle
+                    idle = await idle_rate(running)
                     with profiling(running) if size == max(sizes) else contextlib.nullcontext():
                         for attempt in range(runs):
                             run = await deploy_once(
@@ -301,9 +318,11 @@ async def bench(sizes: list[int], runs: int, profile: Path | None) -> list[Run]:
                                 agents,
                                 f"1.0.{attempt}",
                                 size,
+                                idle,
                             )
                             results.append(run)
                             print(describe(run), flush=True)
+                    publish(results)
             finally:
                 await swarm.stop()
                 await release_http.aclose()
@@ -345,6 +364,13 @@ class Size:
 
     def cpu_per_target(self, name: str) -> float:
         return self.median(lambda run: run.cpu[name] / self.targets)
+
+    def net_cpu_per_target(self, name: str) -> float:
+        return self.median(lambda run: run.net_cpu(name) / self.targets)
+
+    @property
+    def measured_idle(self) -> bool:
+        return all(run.idle for run in self.runs)
 
     @property
     def server_cpu_per_target(self) -> float:
@@ -546,6 +572,17 @@ def markdown(sizes: list[Size], runs: int, profile_note: str) -> str:
         + f" | {len(s.runs)} x {s.states} |\n"
         for s in sizes
     )
+    if sizes and all(size.measured_idle for size in sizes):
+        rows += "\nLess each process's idle CPU (measured for 5 s before each size) over the "
+        rows += (
+            "run's duration, per target: "
+            + "; ".join(
+                f"{s.targets}: "
+                + " / ".join(f"{s.net_cpu_per_target(name) * 1000:.1f} ms" for name in SERVERS)
+                for s in sizes
+            )
+            + ".\n"
+        )
     verdicts = "\n".join(
         f"- {row['measure']}: {row['value']} {row['unit']} — target {row['target']}: "
         f"{'met' if row['met'] else 'NOT met'}"
@@ -569,11 +606,53 @@ def write_section(output: Path, section: str) -> None:
         text = head + section + ("\n" + tail if tail else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
+    output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     print(f"wrote {output}")
 
 
 PROFILE_NOTE = Path(__file__).with_name("bench_deploy_notes.md")
+
+
+LOG_LINE = re.compile(
+    r"^(\d+) targets: (\w+) in ([\d.]+) s; first script start (\d+) ms, last ([\d.]+) s; "
+    r"CPU (.*)$"
+)
+
+
+def runs_from_log(path: Path) -> list[Run]:
+    """The runs a previous benchmark printed (`--from-log`): its outputs rebuilt without
+    running it again, e.g. when it was stopped before its last size."""
+    runs = []
+    for line in path.read_text().splitlines():
+        match = LOG_LINE.match(line.strip())
+        if match is None:
+            continue
+        size, state, seconds, first, last, cpu = match.groups()
+        used = {
+            name: float(value)
+            for name, value in re.findall(r"([\w-]+) ([\d.]+) s", cpu)
+            if name in SERVERS
+        }
+        runs.append(
+            Run(int(size), int(size), float(seconds), int(first) / 1000, float(last), state, used)
+        )
+    return runs
+
+
+def publisher(args: argparse.Namespace, sizes: list[int]) -> Callable[[list[Run]], None]:
+    """Writes the outputs after every size, so a stopped run keeps what it measured."""
+
+    def publish(results: list[Run]) -> None:
+        if args.no_write or not results:
+            return
+        summary = by_size(results, sizes)
+        note = PROFILE_NOTE.read_text() if PROFILE_NOTE.exists() else ""
+        write_section(args.output, markdown(summary, args.runs, note))
+        write_json(args.output.parent / "benchmarks" / f"{NAME}.json", summary, results)
+        write_plot(args.output.parent / "benchmarks" / "deploy-fanout.png", summary)
+
+    return publish
 
 
 def main() -> None:
@@ -586,21 +665,19 @@ def main() -> None:
     )
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--dump", type=Path, help="write each run's task and journals here")
+    parser.add_argument("--from-log", type=Path, help="rebuild the outputs from a printed run")
     args = parser.parse_args()
+    sizes = sorted(int(value) for value in args.targets.split(","))
+    publish = publisher(args, sizes)
+    if args.from_log is not None:
+        publish(runs_from_log(args.from_log))
+        return
     if args.dump is not None:
         global DUMP
         args.dump.mkdir(parents=True, exist_ok=True)
         DUMP = args.dump
     raise_fd_limit()
-    sizes = sorted(int(value) for value in args.targets.split(","))
-    results = asyncio.run(bench(sizes, args.runs, args.profile))
-    summary = by_size(results, sizes)
-    if args.no_write:
-        return
-    note = PROFILE_NOTE.read_text() if PROFILE_NOTE.exists() else ""
-    write_section(args.output, markdown(summary, args.runs, note))
-    write_json(args.output.parent / "benchmarks" / f"{NAME}.json", summary, results)
-    write_plot(args.output.parent / "benchmarks" / "deploy-fanout.png", summary)
+    asyncio.run(bench(sizes, args.runs, args.profile, publish))
 
 
 if __name__ == "__main__":

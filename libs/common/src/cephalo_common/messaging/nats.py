@@ -25,6 +25,7 @@ from cephalo_common.messaging.envelope import CONTENT_TYPE, Envelope
 from cephalo_common.messaging.streams import ALL_STREAMS, StreamSpec
 from cephalo_common.settings import NatsSettings
 
+UNANSWERED_FETCHES = 5  # pulls in a row with no answer at all before resubscribing
 log = get_logger(__name__)
 
 
@@ -140,12 +141,22 @@ class NatsBroker:
             generation = self._generation
             try:
                 subscription = await self._subscribe(spec)
+                unanswered = 0
                 while generation == self._generation:
                     try:
                         messages = await subscription.fetch(spec.batch_size, timeout=2)
                     except NatsTimeoutError:
                         _raise_if_cancelled()
                         continue
+                    except TimeoutError:
+                        # The server's answer to a pull can be late on a loaded machine:
+                        # ask again at once; only a run of them rebuilds the subscription.
+                        _raise_if_cancelled()
+                        unanswered += 1
+                        if unanswered >= UNANSWERED_FETCHES:
+                            raise
+                        continue
+                    unanswered = 0
                     if spec.batch_handler is not None and await self._handle_batch(spec, messages):
                         continue
                     for message in messages:
