@@ -109,3 +109,6 @@ bench-portal: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .cephalo
+
+bench-deploy: $(STAMP)
+	$(BIN)/python tests/bench/bench_deploy.py $(BENCH_DEPLOY_ARGS)

@@ -62,6 +62,7 @@ class TaskRunner:
         self._wake = asyncio.Event()
         self._swept_at: datetime | None = None
         self._renewed_at: datetime | None = None
+        self._housekept_at: datetime | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -91,25 +92,40 @@ class TaskRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
+    def _housekeeping_due(self) -> bool:
+        now = utc_now()
+        every = timedelta(seconds=self._settings.task_poll_seconds)
+        if self._housekept_at is not None and now - self._housekept_at < every:
+            return False
+        self._housekept_at = now
+        return True
+
+    async def _housekeep(self) -> None:
+        async with unit_of_work(self._sessionmaker) as session:
+            await note_waiting_tasks(Repositories(session))
+        await self._renew_leases()
+        await self._settle_unstarted()
+        await self._apply_overdue_verdicts()
+        await self._sweep()
+
     def _lease_until(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self._settings.lease_seconds)
 
     async def tick(self) -> None:
+        """Start queued tasks and advance due ones; the housekeeping (waiting reasons,
+        leases, held verdicts, the sweep) at most every `task_poll_seconds`, however often
+        verdicts wake the runner."""
         async with unit_of_work(self._sessionmaker) as session:
-            repos = Repositories(session)
             now = utc_now()
             await start_queued_tasks(
-                repos,
+                Repositories(session),
                 node=self.node,
                 max_concurrent=self._settings.max_concurrent_tasks,
                 now=now,
                 lease_until=self._lease_until(now),
             )
-            await note_waiting_tasks(repos)
-        await self._renew_leases()
-        await self._settle_unstarted()
-        await self._apply_overdue_verdicts()
-        await self._sweep()
+        if self._housekeeping_due():
+            await self._housekeep()
         async with unit_of_work(self._sessionmaker) as session:
             due = await Repositories(session).tasks.due_step_ids(utc_now(), DUE_STEPS_PER_TICK)
         await asyncio.gather(*(self._advance(task_id) for task_id in due))

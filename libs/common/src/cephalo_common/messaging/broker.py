@@ -9,6 +9,7 @@ from typing import Protocol
 from cephalo_common.messaging.envelope import Envelope
 
 Handler = Callable[[Envelope], Awaitable[None]]
+BatchHandler = Callable[[list[Envelope]], Awaitable[None]]
 
 
 class PermanentFailure(Exception):
@@ -28,6 +29,10 @@ class ConsumerSpec:
     ack_wait_seconds: float = 30.0
     batch_size: int = 10
     extra: dict[str, str] = field(default_factory=dict)
+    # Optional group commit: handles every message of a fetched batch at once (one
+    # transaction for all); when it raises, each message is handled alone by `handler`,
+    # so one bad message never holds back the others.
+    batch_handler: BatchHandler | None = None
 
     def redelivery_delay(self, delivered: int) -> float:
         """The delay before the next try after `delivered` failed deliveries."""

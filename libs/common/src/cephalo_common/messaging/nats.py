@@ -25,6 +25,7 @@ from cephalo_common.messaging.envelope import CONTENT_TYPE, Envelope
 from cephalo_common.messaging.streams import ALL_STREAMS, StreamSpec
 from cephalo_common.settings import NatsSettings
 
+UNANSWERED_FETCHES = 5  # pulls in a row with no answer at all before resubscribing
 log = get_logger(__name__)
 
 
@@ -140,11 +141,23 @@ class NatsBroker:
             generation = self._generation
             try:
                 subscription = await self._subscribe(spec)
+                unanswered = 0
                 while generation == self._generation:
                     try:
                         messages = await subscription.fetch(spec.batch_size, timeout=2)
                     except NatsTimeoutError:
                         _raise_if_cancelled()
+                        continue
+                    except TimeoutError:
+                        # The server's answer to a pull can be late on a loaded machine:
+                        # ask again at once; only a run of them rebuilds the subscription.
+                        _raise_if_cancelled()
+                        unanswered += 1
+                        if unanswered >= UNANSWERED_FETCHES:
+                            raise
+                        continue
+                    unanswered = 0
+                    if spec.batch_handler is not None and await self._handle_batch(spec, messages):
                         continue
                     for message in messages:
                         await self._handle(spec, message)
@@ -203,6 +216,22 @@ class NatsBroker:
             await message.nak(delay=spec.redelivery_delay(delivered))
             return
         await message.ack()
+
+    async def _handle_batch(self, spec: ConsumerSpec, messages: list[Any]) -> bool:
+        """Group commit: True when the batch handler took every message (all acked);
+        False sends each through `_handle` instead."""
+        assert spec.batch_handler is not None
+        if len(messages) < 2:
+            return False
+        try:
+            envelopes = [Envelope.from_bytes(message.data) for message in messages]
+            await spec.batch_handler(envelopes)
+        except Exception as error:  # noqa: BLE001 - retried one by one
+            log.info("batch handled one by one", consumer=spec.name, error=str(error))
+            return False
+        for message in messages:
+            await message.ack()
+        return True
 
     async def _dead_letter(self, spec: ConsumerSpec, message: Any, reason: str) -> None:
         log.error("message dead-lettered", consumer=spec.name, reason=reason)

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from cephalo_common.contracts import (
     DeploymentOptionsV1,
@@ -172,11 +173,63 @@ async def _defer(
     await repos.session.flush()
 
 
-def progress_of(runs: Sequence[StepRun]) -> Progress:
+class RunProgress(Protocol):
+    """What progress is computed from: a whole run, or just these columns of it."""
+
+    @property
+    def step_index(self) -> int: ...
+    @property
+    def machine_id(self) -> uuid.UUID | None: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def outcome_override(self) -> str | None: ...
+
+
+class TaskRuns:
+    """One task's runs for one advance: their progress columns always, the whole runs only
+    when a group starts or ends or something is dispatched (most advances of a wide step
+    only find it still running)."""
+
+    def __init__(self, repos: Repositories, task_id: uuid.UUID) -> None:
+        self._repos = repos
+        self._task_id = task_id
+        self._whole: list[StepRun] | None = None
+        self.light: Sequence[RunProgress] = ()
+
+    async def read(self) -> None:
+        self.light = await self._repos.step_runs.progress_rows(self._task_id)
+
+    async def whole(self) -> list[StepRun]:
+        if self._whole is None:
+            self._whole = list(await self._repos.step_runs.for_task(self._task_id))
+        return self._whole
+
+
+_PLANS: dict[uuid.UUID, DeploymentPlan] = {}
+_PLANS_KEPT = 256
+
+
+def plan_of(task: ServerTask) -> DeploymentPlan:
+    """The task's plan, parsed once per process: a plan never changes once made, and a
+    thousand targets take longer to parse than the rest of an advance."""
+    assert task.plan is not None
+    planned = _PLANS.get(task.id)
+    if planned is None:
+        planned = DeploymentPlan.from_json(task.plan)
+        if len(_PLANS) >= _PLANS_KEPT:
+            _PLANS.pop(next(iter(_PLANS)))
+        _PLANS[task.id] = planned
+    return planned
+
+
+def progress_of(runs: Sequence[RunProgress]) -> Progress:
     """The latest attempt of every (action, machine): running (or awaiting a decision),
     ended, or failed. A run someone chose to retry counts as not started; one they chose to
     ignore or whose machine they excluded counts as ended well."""
-    latest: dict[RunKey, StepRun] = {}
+    latest: dict[RunKey, RunProgress] = {}
     for run in sorted(runs, key=lambda r: r.attempt):
         latest[RunKey(run.step_index, run.machine_id)] = run
     active: set[RunKey] = set()
@@ -196,7 +249,7 @@ def progress_of(runs: Sequence[StepRun]) -> Progress:
     return Progress(frozenset(active), frozenset(done), frozenset(failed))
 
 
-def excluded_machines(runs: Sequence[StepRun]) -> frozenset[uuid.UUID]:
+def excluded_machines(runs: Sequence[RunProgress]) -> frozenset[uuid.UUID]:
     """Machines someone excluded through guided failure: left out for the rest of the task."""
     return frozenset(
         run.machine_id
@@ -279,24 +332,26 @@ async def _progress(
     retry_seconds: float,
     step_timeout_seconds: int | None,
 ) -> None:
-    assert task.plan is not None
-    planned = DeploymentPlan.from_json(task.plan)
-    runs = list(await repos.step_runs.for_task(task.id))
+    planned = plan_of(task)
+    runs = TaskRuns(repos, task.id)
+    await runs.read()
     while task.group_index < planned.group_count:
         steps = await _group(repos, task, planned, runs, now=now)
-        progress = progress_of(runs)
+        progress = progress_of(runs.light)
         if group_done(steps, progress):
-            _note_failure(task, steps, runs, progress)
+            _note_failure(task, steps, await runs.whole(), progress)
             task.group_index += 1
             task.group_steps = None
             continue
         keys = next_runs(steps, progress, max_parallel_steps=planned.max_parallel_steps)
+        if not keys:
+            return
         await _dispatch(
             repos,
             task,
             planned,
             keys,
-            runs,
+            await runs.whole(),
             packages,
             now=now,
             retry_seconds=retry_seconds,
@@ -313,14 +368,14 @@ async def _group(
     repos: Repositories,
     task: ServerTask,
     planned: DeploymentPlan,
-    runs: Sequence[StepRun],
+    runs: TaskRuns,
     *,
     now: datetime,
 ) -> list[PlannedStep]:
     """The current group's steps that run, decided once when the group starts."""
     group = planned.group(task.group_index)
     if task.group_steps is None:
-        variables = TaskVariables(task, runs)
+        variables = TaskVariables(task, await runs.whole())
         failing = task.failure_reason is not None
         chosen: dict[str, list[int]] = {}
         for step in group:
@@ -333,7 +388,7 @@ async def _group(
         task.group_steps = chosen
         task.current_step = group[0].actions[0].index if group else task.current_step
     kept = task.group_steps
-    excluded = excluded_machines(runs)
+    excluded = excluded_machines(runs.light)
     return [
         replace(
             step,
@@ -413,18 +468,20 @@ async def _dispatch(
         await task_log.write(repos, task, line, now=now)
         for key in action_keys:
             machine = targets.get(key.machine_id) if key.machine_id else None
-            run = await repos.step_runs.add(
-                StepRun(
-                    task_id=task.id,
-                    step_index=index,
-                    step_name=action.name,
-                    machine_id=key.machine_id,
-                    machine_name=machine.name if machine else "Cephalo Server",
-                    ticket=str(uuid7()),
-                    attempt=attempts.get(key, 0) + 1,
-                    state=StepRunState.PENDING.value,
-                )
+            run = StepRun(
+                id=uuid7(),
+                task_id=task.id,
+                step_index=index,
+                step_name=action.name,
+                machine_id=key.machine_id,
+                machine_name=machine.name if machine else "Cephalo Server",
+                ticket=str(uuid7()),
+                attempt=attempts.get(key, 0) + 1,
+                state=StepRunState.PENDING.value,
             )
+            repos.session.add(run)  # flushed with the others: one round trip for a wide step
+            if machine is None or isinstance(located, PackageMissing):
+                await repos.session.flush()
             if machine is None:
                 await raise_manual_intervention(repos, task, run, snapshot.properties, now=now)
                 continue
