@@ -175,6 +175,7 @@ def build_gateway(runtime: Runtime, settings: AgentGatewaySettings) -> Gateway:
         SupervisorSettings(
             replica=settings.replica_name,
             scan_seconds=settings.run_scan_seconds,
+            gather_seconds=settings.run_claim_gather_seconds,
             lease_seconds=settings.run_lease_seconds,
             heartbeat_seconds=settings.run_heartbeat_seconds,
         ),

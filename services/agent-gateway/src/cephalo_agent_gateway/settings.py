@@ -67,6 +67,12 @@ class AgentGatewaySettings(ServiceSettings):
     run_scan_seconds: float = Field(
         5.0, gt=0, description="Safety-net rescan for script runs nobody drives."
     )
+    run_claim_gather_seconds: float = Field(
+        0.1,
+        ge=0,
+        description="After a dispatch wakes the supervisor, wait this long for more before "
+        "claiming: a burst of dispatches is claimed in a few statements, not one each.",
+    )
     polling_ping_interval_seconds: float = Field(
         20.0, gt=0, description="WebSocket keep-alive ping interval."
     )
