@@ -268,6 +268,9 @@ async def _unless_cancelled(awaitable: Awaitable[T], cancel: asyncio.Event) -> T
     stop = asyncio.create_task(cancel.wait())
     try:
         await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        work.cancel()  # the driver itself was cancelled: the work must not outlive it
+        raise
     finally:
         stop.cancel()
     if not work.done():
