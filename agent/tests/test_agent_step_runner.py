@@ -424,6 +424,7 @@ def _tar_with_symlink() -> bytes:
         (_tar_with_symlink(), "is a symbolic link"),
         (b"not an archive at all", "neither a zip nor a tar.gz"),
     ],
+    ids=["zip-slip", "zip-absolute", "zip-backslash-slip", "zip-symlink", "tar-symlink", "junk"],
 )
 def test_unsafe_packages_are_refused_before_anything_runs(
     tmp_path: Path, feed: Feed, home: Path, data: bytes, reason: str
