@@ -4,8 +4,7 @@
 
 `bench_agents.py --profile` runs agent-gateway this way so that only the dispatch is
 profiled (registration and connection are not), and the stats are written even though the
-server ends on a signal. The clock is the process's CPU time, not the wall: on a shared
-machine the wall clock counts the time other processes held the cores.
+server ends on a signal.
 """
 
 from __future__ import annotations
@@ -14,13 +13,12 @@ import cProfile
 import runpy
 import signal
 import sys
-import time
 from types import FrameType
 
 
 def main() -> None:
     stats_file, module, *arguments = sys.argv[1:]
-    profiler = cProfile.Profile(time.process_time)
+    profiler = cProfile.Profile()
 
     def start(signum: int, frame: FrameType | None) -> None:
         profiler.enable()
