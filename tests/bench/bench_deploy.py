@@ -23,7 +23,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -41,13 +40,12 @@ from bench_agents import cpu_seconds, machine, raise_fd_limit  # tests/bench
 from swarm import Swarm, SwarmAgent
 
 from cephalo_common.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from cephalo_dev import benchreport
 from cephalo_dev.processes import spawn, stop
 from cephalo_dev.stack import SERVICES, Ports, ServiceSpec, Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "deploy"
-SECTION_START = f"<!-- bench-{NAME}:start -->"
-SECTION_END = f"<!-- bench-{NAME}:end -->"
 SERVERS = ("release-service", "deploy-orchestrator", "agent-gateway")
 ROLE = "swarm"
 SCRIPT = "echo ok"
@@ -463,21 +461,12 @@ def comparisons(sizes: list[Size]) -> list[dict[str, Any]]:
     return rows
 
 
-def machine_facts() -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "system": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "description": machine()[0],
-    }
-
-
 def write_json(path: Path, sizes: list[Size], runs: list[Run]) -> None:
     document = {
         "name": NAME,
         "title": "Deployment fan-out: one script step to N polling agents",
         "run_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine_facts(),
+        "machine": benchreport.machine(),
         "load_average": load_average(),
         "comparisons": comparisons(sizes),
         "runs": [run.__dict__ for run in runs],
@@ -590,25 +579,11 @@ def markdown(sizes: list[Size], runs: int, profile_note: str) -> str:
         if row["target"] is not None
     )
     return (
-        f"{SECTION_START}\n## Deployments: one step to 10, 100 and 1,000 agents\n\n"
+        "## Deployments: one step to 10, 100 and 1,000 agents\n\n"
         f"Run {stamp}. Machine: " + "; ".join(machine()) + f"{loaded}.\n\n"
         f"{METHOD}\n\nMedians of {runs} runs per size.\n\n{header}{rows}\n{verdicts}\n"
         f"{profile_note}\n![deployment time against targets](benchmarks/deploy-fanout.png)\n"
-        f"{SECTION_END}\n"
     )
-
-
-def write_section(output: Path, section: str) -> None:
-    text = output.read_text() if output.exists() else "# Benchmarks\n"
-    if SECTION_START in text and SECTION_END in text:
-        head, rest = text.split(SECTION_START, 1)
-        tail = rest.split(SECTION_END, 1)[1].lstrip("\n")
-        text = head + section + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
-    print(f"wrote {output}")
 
 
 PROFILE_NOTE = Path(__file__).with_name("bench_deploy_notes.md")
@@ -648,7 +623,7 @@ def publisher(args: argparse.Namespace, sizes: list[int]) -> Callable[[list[Run]
             return
         summary = by_size(results, sizes)
         note = PROFILE_NOTE.read_text() if PROFILE_NOTE.exists() else ""
-        write_section(args.output, markdown(summary, args.runs, note))
+        benchreport.write_section(f"bench-{NAME}", markdown(summary, args.runs, note), args.output)
         write_json(args.output.parent / "benchmarks" / f"{NAME}.json", summary, results)
         write_plot(args.output.parent / "benchmarks" / "deploy-fanout.png", summary)
 

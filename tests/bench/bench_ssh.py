@@ -21,7 +21,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -52,11 +51,10 @@ from sshrefs import run_ansible, run_bare_asyncssh
 from cephalo_common.db.migrations import upgrade
 from cephalo_common.embedded import EmbeddedNats, EmbeddedPostgres, free_port, wait_for_port
 from cephalo_common.testing import serving
+from cephalo_dev import benchreport
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "ssh"
-SECTION_START = f"<!-- bench-{NAME}:start -->"
-SECTION_END = f"<!-- bench-{NAME}:end -->"
 ANSIBLE_REFERENCE = "ansible -m raw -f 50"
 BARE_REFERENCE = "bare asyncssh fan-out"
 
@@ -325,23 +323,9 @@ async def measure_all(run: Run, farm: SshFarm, stack: SshStack) -> None:
 
 
 def machine_facts() -> dict[str, Any]:
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    """The shared machine description, plus the SSH client and library versions compared."""
     sshd = subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip()
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "memory_gib": round(memory, 1),
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "openssh": sshd,
-        "asyncssh": asyncssh.__version__,
-    }
+    return {**benchreport.machine(), "openssh": sshd, "asyncssh": asyncssh.__version__}
 
 
 def ansible_version(ansible: Path | None) -> str | None:
@@ -434,7 +418,7 @@ def write_outputs(run: Run, output: Path, json_output: Path) -> None:
     }
     json_output.parent.mkdir(parents=True, exist_ok=True)
     json_output.write_text(json.dumps(document, indent=2) + "\n")
-    write_section(output, section_text(run, facts, load, stamp, rows))
+    benchreport.write_section(f"bench-{NAME}", section_text(run, facts, load, stamp, rows), output)
     print(f"wrote {output} and {json_output}", flush=True)
 
 
@@ -456,14 +440,14 @@ def section_text(
     machine_line = ", ".join(f"{key} {value}" for key, value in facts.items())
     notes = "".join(f"- {note}\n" for note in run.notes)
     return (
-        f"{SECTION_START}\n## SSH targets: a script step on {', '.join(map(str, run.args.hosts))} "
+        f"## SSH targets: a script step on {', '.join(map(str, run.args.hosts))} "
         f"hosts\n\nRun {stamp:%Y-%m-%d %H:%M} UTC, {run.args.rounds} rounds. Machine: "
         f"{machine_line}. Load average {', '.join(f'{v:.1f}' for v in load)}{loaded}; the "
         f"machine is shared.\n\n{METHOD}\n\n"
         "| measure | value | reference | reference value | ratio | target | met |\n"
         f"|---|---|---|---|---|---|---|\n{table}\n\n"
         f"| what | hosts | CPU seconds (median per round) |\n|---|---|---|\n{cpu_rows}\n\n"
-        f"{notes}{SECTION_END}\n"
+        f"{notes}"
     )
 
 
@@ -475,17 +459,6 @@ def table_row(r: dict[str, Any]) -> str:
         f"| {r['measure']} | {r['value']:.2f} s | {r['reference'] or ''} | {reference_value} | "
         f"{ratio} | {r['target'] or ''} | {met} |"
     )
-
-
-def write_section(output: Path, section: str) -> None:
-    text = output.read_text() if output.exists() else "# Benchmarks\n"
-    if SECTION_START in text and SECTION_END in text:
-        head, rest = text.split(SECTION_START, 1)
-        tail = rest.split(SECTION_END, 1)[1].lstrip("\n")
-        text = head + section + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    output.write_text(text)
 
 
 def main() -> None:
