@@ -14,7 +14,6 @@ Everything it starts is stopped and its temp dir deleted at the end.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import datetime as dt
 import os
@@ -28,9 +27,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cephalo_common.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from cephalo_dev.benchreport import Comparison, write_report
-from cephalo_dev.stack import Ports, Stack
+from cephalo_dev.benchstack import bench_stack
+from cephalo_dev.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 EXECUTABLE = Path(sys.executable).with_name("cephalo")
@@ -168,18 +167,7 @@ def comparisons(size: int, results: list[Push]) -> list[Comparison]:
 
 
 def bench(workdir: Path, size: int) -> list[Push]:
-    postgres = EmbeddedPostgres(workdir / "postgres", free_port(), durable=False)
-    nats = EmbeddedNats(workdir / "nats", free_port())
-    stack: Stack | None = None
-    try:
-        database_url = postgres.start()
-        nats.start()
-        stack = Stack(
-            workdir / "stack", database_url, nats.url, Ports(*(free_port() for _ in range(6)))
-        )
-        stack.migrate()
-        stack.start_services()
-        asyncio.run(stack.wait_ready())
+    with bench_stack("bench-cli-") as stack:
         package = workdir / "Bench.Big.1.0.0.zip"
         write_package(package, size)
         print(f"package: {package.stat().st_size / MIB:.0f} MiB", file=sys.stderr)
@@ -190,11 +178,6 @@ def bench(workdir: Path, size: int) -> list[Push]:
         for result in results:
             print(f"{result.label}: {result.peak_rss / MIB:.1f} MiB, {result.seconds:.1f} s")
         return results
-    finally:
-        if stack is not None:
-            stack.stop()
-        nats.stop()
-        postgres.stop()
 
 
 def main() -> None:

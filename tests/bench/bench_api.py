@@ -29,7 +29,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from pathlib import Path
 
 import httpx
 
-from cephalo_common.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from cephalo_common.embedded import free_port
 from cephalo_dev.benchreport import (
     Comparison,
     describe_machine,
@@ -46,8 +45,9 @@ from cephalo_dev.benchreport import (
     write_report,
     write_section,
 )
+from cephalo_dev.benchstack import bench_stack
 from cephalo_dev.processes import spawn, stop
-from cephalo_dev.stack import Ports, ServiceSpec, Stack
+from cephalo_dev.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -56,21 +56,6 @@ LIST = f"{SPACE}/projects?take=30"
 CONNECTIONS = 50
 TARGET_SHARE = 0.35
 TARGET_P99_MS = 50.0
-READY_SECONDS = 600  # a shared machine under load starts five services slowly
-UNLIMITED = {
-    f"CEPHALO_GATEWAY_RATE_LIMITS__{key}": "1000000000"
-    for key in ("PER_IP_PER_MINUTE", "PER_IP_BURST", "PER_USER_PER_MINUTE", "PER_USER_BURST")
-}
-
-
-class BenchStack(Stack):
-    """The stack with the gateway's rate limits lifted: one client address sends everything."""
-
-    def service_env(self, spec: ServiceSpec) -> dict[str, str]:
-        env = super().service_env(spec)
-        if spec.name == "api-gateway":
-            env.update(UNLIMITED)
-        return env
 
 
 @dataclass
@@ -257,25 +242,8 @@ def measure(
 
 
 def bench(projects: int, runs: int, seconds: int) -> list[Route]:
-    with tempfile.TemporaryDirectory(prefix="bench-api-") as scratch:
-        work = Path(scratch)
-        postgres = EmbeddedPostgres(work / "postgres", free_port(), durable=False)
-        nats_server = EmbeddedNats(work / "nats", free_port())
-        database_url = postgres.start()
-        nats_server.start()
-        try:
-            ports = Ports(*(free_port() for _ in range(6)))
-            stack = BenchStack(work / "stack", database_url, nats_server.url, ports)
-            stack.migrate()
-            stack.start_services()
-            try:
-                asyncio.run(stack.wait_ready(timeout=READY_SECONDS))
-                return measure(stack, database_url, work, projects, runs, seconds)
-            finally:
-                stack.stop()
-        finally:
-            nats_server.stop()
-            postgres.stop()
+    with bench_stack("bench-api-") as stack:
+        return measure(stack, stack.database_url, stack.state_dir.parent, projects, runs, seconds)
 
 
 METHOD = """\

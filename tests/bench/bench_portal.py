@@ -25,7 +25,6 @@ import os
 import platform
 import re
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -33,9 +32,9 @@ from typing import Any
 
 import httpx
 
-from cephalo_common.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from cephalo_dev.benchreport import Comparison, write_report
-from cephalo_dev.stack import Ports, Stack, started
+from cephalo_dev.benchstack import bench_stack
+from cephalo_dev.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTION_START = "<!-- bench-portal:start -->"
@@ -184,20 +183,8 @@ def machine() -> list[str]:
 
 
 def bench(projects: int, environments: int) -> list[Row]:
-    """Synchronous around the stack: `started` runs the migrations with `asyncio.run`."""
-    with tempfile.TemporaryDirectory(prefix="bench-portal-") as scratch:
-        work = Path(scratch)
-        postgres = EmbeddedPostgres(work / "postgres", free_port(), durable=False)
-        nats_server = EmbeddedNats(work / "nats", free_port())
-        database_url = postgres.start()
-        nats_server.start()
-        try:
-            ports = Ports(*(free_port() for _ in range(6)))
-            with started(Stack(work / "stack", database_url, nats_server.url, ports)) as stack:
-                return asyncio.run(measure(stack, projects, environments))
-        finally:
-            nats_server.stop()
-            postgres.stop()
+    with bench_stack("bench-portal-") as stack:
+        return asyncio.run(measure(stack, projects, environments))
 
 
 async def measure(stack: Stack, projects: int, environments: int) -> list[Row]:
