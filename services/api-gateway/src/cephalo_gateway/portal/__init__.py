@@ -17,6 +17,7 @@ from cephalo_gateway.portal import (
     routes_deploy,
     routes_infrastructure,
     routes_projects,
+    routes_variables,
 )
 from cephalo_gateway.portal.client import ApiError
 from cephalo_gateway.portal.views import PREFIX, CsrfRefused, SignInRequired, redirect, render
@@ -40,6 +41,7 @@ routers = [
     routes_auth.router,
     routes_infrastructure.router,
     routes_projects.router,
+    routes_variables.router,
     routes_deploy.router,
     routes_admin.router,
 ]

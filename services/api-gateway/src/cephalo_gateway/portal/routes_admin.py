@@ -18,12 +18,8 @@ from cephalo_gateway.portal.views import PREFIX, FormPortalDep, Portal, PortalDe
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 PHASE_ROWS = 4
 AUDIT_PAGE = 50
-FORM_ERRORS = frozenset({400, 409, 422})
-"""API answers that mean "fix the form": shown above the form, never a 500."""
-
-
-def _invalid(message: str) -> ApiError:
-    return ApiError(422, "Invalid", message, [])
+FORM_ERRORS = forms.FORM_ERRORS
+_invalid = forms.invalid
 
 
 # Lifecycles ------------------------------------------------------------------------------

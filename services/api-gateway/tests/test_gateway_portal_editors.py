@@ -1,0 +1,131 @@
+"""The portal's editors in process (no browser): a project's variables (scoped values,
+sensitive values write-only, the preview of who wins), its channels with the version rule
+tester, and its deployment process (edit, reorder, disable). Each through the API as the
+signed-in user: a viewer sees no edit controls and is refused when posting anyway, bad
+input is the same page again with 422, an unknown id is a 404."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from cephalo_common.testing import running
+from cephalo_gateway.app import create_app
+from cephalo_gateway.portal.audit import page_problems
+from cephalo_gateway.portal.testing import csrf_of, new_user, signed_in, unique, well_formed
+from cephalo_gateway.settings import GatewaySettings
+
+SPACE = "/api/v1/spaces/default"
+
+
+@pytest.fixture
+def portal_app(gateway_settings: GatewaySettings) -> FastAPI:
+    """Plain-HTTP test client: the portal cookie must not be `Secure` here."""
+    return create_app(gateway_settings.model_copy(update={"session_cookie_secure": False}))
+
+
+@pytest.fixture
+async def admin(portal_app: FastAPI, admin_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(portal_app) as client:
+        client.headers["X-Cephalo-Api-Key"] = admin_key
+        yield client
+
+
+async def created(admin: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = await admin.post(SPACE + path, json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def read(admin: httpx.AsyncClient, path: str) -> Any:
+    response = await admin.get(SPACE + path)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def refused_form(response: httpx.Response, text: str) -> None:
+    """The same page again, status 422, the API's reason above the form."""
+    assert response.status_code == 422, response.text
+    assert 'role="alert"' in response.text and text in response.text, response.text
+    assert page_problems(response.text) == []
+
+
+async def test_variables_are_added_scoped_edited_and_deleted_and_secrets_never_shown(
+    portal_app: FastAPI, admin: httpx.AsyncClient
+) -> None:
+    production = await created(admin, "/environments", {"name": unique("VarProd")})
+    project = await created(admin, "/projects", {"name": unique("VarProj")})
+    page = f"/app/projects/{project['id']}/variables"
+    secret = "hunter2-" + unique("s")
+    async with signed_in(portal_app, await new_user(admin, "project-contributor")) as browser:
+        token = csrf_of(well_formed(await browser.get(page)))
+        add = {"csrf_token": token, "type": "Text", "description": ""}
+        plain = await browser.post(page, data={**add, "name": "Greeting", "value": "hello"})
+        assert plain.status_code == 303, plain.text
+        scoped = {**add, "name": "Greeting", "value": "hi prod", "environments": production["id"]}
+        assert (await browser.post(page, data=scoped)).status_code == 303
+        hidden = {**add, "name": "DbPassword", "type": "Sensitive", "value": secret}
+        assert (await browser.post(page, data=hidden)).status_code == 303
+
+        grid = well_formed(await browser.get(page))
+        assert secret not in grid and "hi prod" in grid and production["name"] in grid
+        assert re.search(r'data-variable="DbPassword".*?data-sensitive>set<', grid, re.S)
+
+        refused_form(await browser.post(page, data={**add, "name": "Bad", "value": "#{oops"}), "")
+        refused_form(await browser.post(page, data={**add, "name": "", "value": "x"}), "name")
+        duplicate = await browser.post(page, data=scoped)
+        refused_form(duplicate, "declared twice")
+
+        stored = (await read(admin, f"/projects/{project['id']}/variables"))["variables"]
+        by_name = {(v["name"], bool(v["scope"])): v for v in stored}
+        assert len(stored) == 3
+        db = by_name[("DbPassword", False)]
+        edit_page = well_formed(await browser.get(f"{page}/{db['id']}"))
+        assert secret not in edit_page and 'type="password"' in edit_page
+        kept = {**add, "type": "Sensitive", "name": "DbPassword", "value": ""}
+        kept["description"] = "the main database"
+        assert (await browser.post(f"{page}/{db['id']}", data=kept)).status_code == 303
+        after = await read(admin, f"/projects/{project['id']}/variables")
+        db_after = next(v for v in after["variables"] if v["id"] == db["id"])
+        assert db_after["has_value"] and db_after["description"] == "the main database"
+
+        hello = by_name[("Greeting", False)]
+        bad_edit = await browser.post(
+            f"{page}/{hello['id']}", data={**add, "name": "Greeting", "value": "#{x"}
+        )
+        refused_form(bad_edit, "")
+        assert (await browser.get(f"{page}/no-such-variable")).status_code == 404
+        missing = await browser.post(f"{page}/no-such-variable/delete", data={"csrf_token": token})
+        assert missing.status_code == 404
+        assert (await browser.get("/app/projects/no-such-project/variables")).status_code == 404
+
+        deleted = await browser.post(f"{page}/{hello['id']}/delete", data={"csrf_token": token})
+        assert deleted.status_code == 303
+        names = [
+            v["name"]
+            for v in (await read(admin, f"/projects/{project['id']}/variables"))["variables"]
+        ]
+        assert sorted(names) == ["DbPassword", "Greeting"]
+
+        preview = well_formed(
+            await browser.get(f"{page}/preview", params={"environment": production["id"]})
+        )
+        assert re.search(r'data-preview="Greeting".*?hi prod', preview, re.S)
+        assert secret not in preview
+        unknown = await browser.get(f"{page}/preview", params={"environment": "nowhere"})
+        refused_form(unknown, "nowhere")
+
+    async with signed_in(portal_app, await new_user(admin, "project-viewer")) as viewer:
+        grid = well_formed(await viewer.get(page))
+        assert "Greeting" in grid and "Add value" not in grid and "Delete" not in grid
+        assert secret not in grid
+        post = {**add, "csrf_token": csrf_of(grid), "name": "ViewerVar", "value": "x"}
+        refused = await viewer.post(page, data=post)
+        assert refused.status_code == 403, refused.text
+        stored = (await read(admin, f"/projects/{project['id']}/variables"))["variables"]
+        assert "ViewerVar" not in [v["name"] for v in stored]
