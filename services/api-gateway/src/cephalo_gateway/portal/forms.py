@@ -12,6 +12,12 @@ def text(form: FormData, name: str, default: str = "") -> str:
     return value.strip() if isinstance(value, str) else default
 
 
+def raw(form: FormData, name: str) -> str:
+    """A field as typed (a value's leading spaces may matter)."""
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
 def words(form: FormData, name: str) -> list[str]:
     """A comma- or space-separated list ("web, api" → ["web", "api"])."""
     return [part for part in text(form, name).replace(",", " ").split() if part]

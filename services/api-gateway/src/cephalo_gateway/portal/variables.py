@@ -50,7 +50,7 @@ def scope_of(form: FormData) -> dict[str, list[str]]:
 def variable_of(form: FormData, existing: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The variable the form describes; `existing` is the one being edited (its id, prompt)."""
     kind = forms.text(form, "type") or "Text"
-    value: str | None = form.get("value") if isinstance(form.get("value"), str) else ""
+    value: str | None = forms.raw(form, "value")
     if kind == SENSITIVE and not value and existing is not None and existing["type"] == SENSITIVE:
         value = None
     variable: dict[str, Any] = {
