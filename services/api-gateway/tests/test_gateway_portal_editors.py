@@ -129,3 +129,70 @@ async def test_variables_are_added_scoped_edited_and_deleted_and_secrets_never_s
         assert refused.status_code == 403, refused.text
         stored = (await read(admin, f"/projects/{project['id']}/variables"))["variables"]
         assert "ViewerVar" not in [v["name"] for v in stored]
+
+
+async def test_channels_are_added_with_rules_edited_and_the_rule_tester_asks_the_api(
+    portal_app: FastAPI, admin: httpx.AsyncClient
+) -> None:
+    project = await created(admin, "/projects", {"name": unique("ChanProj")})
+    lifecycle = await created(admin, "/lifecycles", {"name": unique("ChanLc"), "phases": []})
+    page = f"/app/projects/{project['id']}/channels"
+    async with signed_in(portal_app, await new_user(admin, "project-contributor")) as browser:
+        listed = well_formed(await browser.get(page))
+        assert 'data-channel="Default"' in listed
+        token = csrf_of(listed)
+        form = {
+            "csrf_token": token,
+            "name": "Hotfix",
+            "lifecycle": lifecycle["id"],
+            "rule-1-steps": "Deploy web",
+            "rule-1-range": "[2.0,3.0)",
+            "rule-1-tag": "^$",
+        }
+        assert (await browser.post(page, data=form)).status_code == 303
+        shown = well_formed(await browser.get(page))
+        assert 'data-channel="Hotfix"' in shown and lifecycle["name"] in shown
+        assert "[2.0,3.0)" in shown
+
+        refused_form(await browser.post(page, data=form), "")
+        bad_range = {**form, "name": "Odd", "rule-1-range": "[3.0,2.0"}
+        refused_form(await browser.post(page, data=bad_range), "range")
+        unknown_lc = {**form, "name": "Odd", "lifecycle": "no-such-lifecycle"}
+        assert (await browser.post(page, data=unknown_lc)).status_code in (404, 422)
+
+        hotfix = next(
+            c
+            for c in (await read(admin, f"/projects/{project['id']}/channels"))["items"]
+            if c["name"] == "Hotfix"
+        )
+        edit = well_formed(await browser.get(f"{page}/{hotfix['id']}"))
+        assert 'value="[2.0,3.0)"' in edit
+        changed = {**form, "version": str(hotfix["version"]), "rule-1-range": "[2.0,4.0)"}
+        assert (await browser.post(f"{page}/{hotfix['id']}", data=changed)).status_code == 303
+        saved = await read(admin, f"/projects/{project['id']}/channels/{hotfix['id']}")
+        assert saved["rules"][0]["version_range"] == "[2.0,4.0)"
+        stale = await browser.post(f"{page}/{hotfix['id']}", data=changed)
+        refused_form(stale, "")
+        assert (await browser.get(f"{page}/no-such-channel")).status_code == 404
+
+        tester = f"{page}/rule-test"
+        rule = {"version_range": "[2.0,3.0)", "tag": "^$"}
+        passes = well_formed(await browser.get(tester, params={"version": "2.5.0", **rule}))
+        assert 'data-trial="matches"' in passes
+        fails = well_formed(await browser.get(tester, params={"version": "2.5.0-beta", **rule}))
+        assert 'data-trial="fails"' in fails and "tag does not match" in fails
+        broken = await browser.get(tester, params={"version": "1.0.0", "tag": "(open"})
+        refused_form(broken, "regular expression")
+        refused_form(await browser.get(tester, params={"version": ""}), "enter a version")
+
+    async with signed_in(portal_app, await new_user(admin, "project-viewer")) as viewer:
+        listed = well_formed(await viewer.get(page))
+        assert "Add channel" not in listed and "Edit" not in listed
+        tried = well_formed(await viewer.get(f"{page}/rule-test", params={"version": "1.0.0"}))
+        assert 'data-trial="matches"' in tried
+        post = {"csrf_token": csrf_of(listed), "name": "ViewerChannel"}
+        assert (await viewer.post(page, data=post)).status_code == 403
+        names = [
+            c["name"] for c in (await read(admin, f"/projects/{project['id']}/channels"))["items"]
+        ]
+        assert "ViewerChannel" not in names

@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, Response
 from cephalo_gateway.portal import (
     routes_admin,
     routes_auth,
+    routes_channels,
     routes_deploy,
     routes_infrastructure,
     routes_projects,
@@ -42,6 +43,7 @@ routers = [
     routes_infrastructure.router,
     routes_projects.router,
     routes_variables.router,
+    routes_channels.router,
     routes_deploy.router,
     routes_admin.router,
 ]
