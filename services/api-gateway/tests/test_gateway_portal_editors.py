@@ -196,3 +196,77 @@ async def test_channels_are_added_with_rules_edited_and_the_rule_tester_asks_the
             c["name"] for c in (await read(admin, f"/projects/{project['id']}/channels"))["items"]
         ]
         assert "ViewerChannel" not in names
+
+
+def script_step(name: str) -> dict[str, Any]:
+    return {"name": name, "target_roles": ["web"], "script_body": f"echo {name}"}
+
+
+async def test_steps_are_edited_reordered_and_disabled_in_the_process_editor(
+    portal_app: FastAPI, admin: httpx.AsyncClient
+) -> None:
+    project = await created(admin, "/projects", {"name": unique("StepProj")})
+    process = f"/projects/{project['id']}/deployment-process"
+    steps = [script_step("First"), script_step("Second")]
+    put = await admin.put(SPACE + process, json={"steps": steps})
+    assert put.status_code == 200, put.text
+    first, second = [s["id"] for s in put.json()["steps"]]
+    page = f"/app/projects/{project['id']}"
+
+    async def names() -> list[str]:
+        return [s["name"] for s in (await read(admin, process))["steps"]]
+
+    async with signed_in(portal_app, await new_user(admin, "project-contributor")) as browser:
+        shown = well_formed(await browser.get(page))
+        token = csrf_of(shown)
+        assert "Move step Second up" in shown and "Move step First up" not in shown
+        moved = await browser.post(
+            f"{page}/steps/{second}/move", data={"csrf_token": token, "direction": "up"}
+        )
+        assert moved.status_code == 303 and await names() == ["Second", "First"]
+        sideways = {"csrf_token": token, "direction": "sideways"}
+        assert (await browser.post(f"{page}/steps/{second}/move", data=sideways)).status_code == 422
+
+        disabled = await browser.post(f"{page}/steps/{first}/disable", data={"csrf_token": token})
+        assert disabled.status_code == 303
+        after = (await read(admin, process))["steps"]
+        assert [a["is_disabled"] for s in after for a in s["actions"]] == [False, True]
+        assert "Enable step First" in well_formed(await browser.get(page))
+        enabled = await browser.post(f"{page}/steps/{first}/enable", data={"csrf_token": token})
+        assert enabled.status_code == 303
+        assert not any(
+            a["is_disabled"] for s in (await read(admin, process))["steps"] for a in s["actions"]
+        )
+
+        edit = well_formed(await browser.get(f"{page}/steps/{first}"))
+        assert "echo First" in edit
+        form = {
+            "csrf_token": token,
+            "name": "Renamed",
+            "roles": "web, api",
+            "syntax": "sh",
+            "script_body": "echo renamed",
+        }
+        assert (await browser.post(f"{page}/steps/{first}", data=form)).status_code == 303
+        renamed = next(s for s in (await read(admin, process))["steps"] if s["id"] == first)
+        assert renamed["name"] == "Renamed" and renamed["target_roles"] == ["web", "api"]
+        action = renamed["actions"][0]
+        assert action["properties"]["script_body"] == "echo renamed"
+        assert action["name"] == "Renamed" and action["properties"]["syntax"] == "sh"
+
+        refused_form(
+            await browser.post(f"{page}/steps/{first}", data={**form, "script_body": ""}), "script"
+        )
+        clash = await browser.post(f"{page}/steps/{first}", data={**form, "name": "Second"})
+        refused_form(clash, "")
+        assert await names() == ["Second", "Renamed"]
+        assert (await browser.get(f"{page}/steps/no-such-step")).status_code == 404
+        gone = await browser.post(f"{page}/steps/no-such-step/disable", data={"csrf_token": token})
+        assert gone.status_code == 404
+
+    async with signed_in(portal_app, await new_user(admin, "project-viewer")) as viewer:
+        shown = well_formed(await viewer.get(page))
+        assert "Move step" not in shown and "Disable step" not in shown
+        post = {"csrf_token": csrf_of(shown), "direction": "down"}
+        assert (await viewer.post(f"{page}/steps/{second}/move", data=post)).status_code == 403
+        assert await names() == ["Second", "Renamed"]
