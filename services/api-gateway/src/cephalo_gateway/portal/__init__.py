@@ -17,6 +17,7 @@ from cephalo_gateway.portal import (
     routes_channels,
     routes_deploy,
     routes_infrastructure,
+    routes_people,
     routes_process,
     routes_projects,
     routes_variables,
@@ -46,6 +47,7 @@ routers = [
     routes_variables.router,
     routes_channels.router,
     routes_process.router,
+    routes_people.router,
     routes_deploy.router,
     routes_admin.router,
 ]
