@@ -270,3 +270,60 @@ async def test_steps_are_edited_reordered_and_disabled_in_the_process_editor(
         post = {"csrf_token": csrf_of(shown), "direction": "down"}
         assert (await viewer.post(f"{page}/steps/{second}/move", data=post)).status_code == 403
         assert await names() == ["Second", "Renamed"]
+
+
+async def test_a_lifecycle_s_phases_are_edited_and_kept_policies_survive(
+    portal_app: FastAPI, admin: httpx.AsyncClient
+) -> None:
+    test_env = await created(admin, "/environments", {"name": unique("LcTest")})
+    production = await created(admin, "/environments", {"name": unique("LcProd")})
+    retention = {"strategy": "Count", "unit": "Days", "quantity_to_keep": 7}
+    lifecycle = await created(
+        admin,
+        "/lifecycles",
+        {
+            "name": unique("EditLc"),
+            "release_retention_policy": retention,
+            "phases": [{"name": "Test", "automatic_environment_ids": [test_env["id"]]}],
+        },
+    )
+    page = f"/app/lifecycles/{lifecycle['id']}"
+    async with signed_in(portal_app, await new_user(admin, "space-manager")) as browser:
+        listed = well_formed(await browser.get("/app/lifecycles"))
+        assert f"Edit lifecycle {lifecycle['name']}" in listed
+        edit = well_formed(await browser.get(page))
+        assert 'data-phase-row="Test"' in edit
+        phase_id = lifecycle["phases"][0]["id"]
+        form = {
+            "csrf_token": csrf_of(edit),
+            "version": str(lifecycle["version"]),
+            "rows": "4",
+            "name": lifecycle["name"],
+            "phase-1-id": phase_id,
+            "phase-1-name": "Testing",
+            "phase-1-automatic": test_env["id"],
+            "phase-2-name": "Production",
+            "phase-2-manual": production["id"],
+            "phase-2-minimum": "1",
+        }
+        assert (await browser.post(page, data=form)).status_code == 303
+        saved = await read(admin, f"/lifecycles/{lifecycle['id']}")
+        assert [p["name"] for p in saved["phases"]] == ["Testing", "Production"]
+        assert saved["phases"][0]["id"] == phase_id
+        assert saved["release_retention_policy"]["quantity_to_keep"] == 7
+        assert saved["phases"][1]["optional_environment_ids"] == [production["id"]]
+
+        refused_form(await browser.post(page, data=form), "")
+        fresh = {**form, "version": str(saved["version"])}
+        refused_form(await browser.post(page, data={**fresh, "phase-2-minimum": "x"}), "whole")
+        unknown = {**fresh, "phase-2-manual": "not-an-environment"}
+        assert (await browser.post(page, data=unknown)).status_code == 422
+        assert (await read(admin, f"/lifecycles/{lifecycle['id']}"))["version"] == saved["version"]
+        assert (await browser.get("/app/lifecycles/no-such-lifecycle")).status_code == 404
+
+    async with signed_in(portal_app, await new_user(admin, "project-viewer")) as viewer:
+        shown = well_formed(await viewer.get(page))
+        assert "Save lifecycle" not in shown
+        post = {**form, "csrf_token": csrf_of(shown), "name": "Viewer's"}
+        assert (await viewer.post(page, data=post)).status_code == 403
+        assert (await read(admin, f"/lifecycles/{lifecycle['id']}"))["name"] == lifecycle["name"]

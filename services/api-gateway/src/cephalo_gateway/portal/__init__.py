@@ -17,6 +17,7 @@ from cephalo_gateway.portal import (
     routes_channels,
     routes_deploy,
     routes_infrastructure,
+    routes_lifecycles,
     routes_people,
     routes_process,
     routes_projects,
@@ -49,6 +50,7 @@ routers = [
     routes_process.router,
     routes_people.router,
     routes_deploy.router,
+    routes_lifecycles.router,
     routes_admin.router,
 ]
 
