@@ -260,6 +260,9 @@ async def test_steps_are_edited_reordered_and_disabled_in_the_process_editor(
         clash = await browser.post(f"{page}/steps/{first}", data={**form, "name": "Second"})
         refused_form(clash, "")
         assert await names() == ["Second", "Renamed"]
+        empty = {"csrf_token": token, "name": "Empty", "kind": "script", "script_body": ""}
+        refused_form(await browser.post(f"{page}/steps", data=empty), "script")
+        assert await names() == ["Second", "Renamed"]
         assert (await browser.get(f"{page}/steps/no-such-step")).status_code == 404
         gone = await browser.post(f"{page}/steps/no-such-step/disable", data={"csrf_token": token})
         assert gone.status_code == 404
