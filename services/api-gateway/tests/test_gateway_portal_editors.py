@@ -120,6 +120,24 @@ async def test_variables_are_added_scoped_edited_and_deleted_and_secrets_never_s
         unknown = await browser.get(f"{page}/preview", params={"environment": "nowhere"})
         refused_form(unknown, "nowhere")
 
+        library = await created(
+            admin,
+            "/library-variable-sets",
+            {"name": unique("Shared"), "variables": [{"name": "Region", "value": "eu-1"}]},
+        )
+        included = await browser.post(
+            f"{page}/library-sets", data={"csrf_token": token, "library_sets": library["id"]}
+        )
+        assert included.status_code == 303
+        after = await read(admin, f"/projects/{project['id']}/variables")
+        assert [s["id"] for s in after["library_variable_sets"]] == [library["id"]]
+        assert len(after["variables"]) == 2
+        assert library["name"] in well_formed(await browser.get(page))
+        assert "eu-1" in well_formed(await browser.get(f"{page}/preview"))
+        unknown_set = {"csrf_token": token, "library_sets": "no-such-set"}
+        refused = await browser.post(f"{page}/library-sets", data=unknown_set)
+        assert refused.status_code in (404, 422)
+
     async with signed_in(portal_app, await new_user(admin, "project-viewer")) as viewer:
         grid = well_formed(await viewer.get(page))
         assert "Greeting" in grid and "Add value" not in grid and "Delete" not in grid

@@ -22,10 +22,11 @@ from cephalo_gateway.portal.views import PREFIX, FormPortalDep, Portal, PortalDe
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 
-async def _machines(portal: Portal) -> list[Any]:
-    """Targets to scope to; none when the user may not list them or their service is away."""
+async def _choices(portal: Portal, path: str) -> list[Any]:
+    """What a select offers (targets, library sets): nothing when the user may not list
+    them or their service is away, rather than no editor at all."""
     try:
-        return await portal.api.items("/machines")
+        return await portal.api.items(path, take=100)
     except ApiError:
         return []
 
@@ -38,7 +39,7 @@ async def _editor(portal: Portal, project_id: str) -> dict[str, Any]:
         portal.api.items("/environments"),
         portal.api.items(f"/projects/{project_id}/channels"),
         portal.api.space("GET", f"/projects/{project_id}/deployment-process"),
-        _machines(portal),
+        _choices(portal, "/machines"),
     )
     steps = rules.steps_of(process)
     names = rules.ScopeNames(
@@ -63,20 +64,35 @@ async def _editor(portal: Portal, project_id: str) -> dict[str, Any]:
 
 
 async def _grid(portal: Portal, project_id: str, status: int = 200, error: str = "") -> Response:
-    editor = await _editor(portal, project_id)
+    editor, library_sets = await asyncio.gather(
+        _editor(portal, project_id), _choices(portal, "/library-variable-sets")
+    )
+    included = [str(s["id"]) for s in editor["variable_set"]["library_variable_sets"]]
     title = f"Variables of {editor['project']['name']}"
-    return portal.render("variables.html", title, status=status, error=error, **editor)
+    return portal.render(
+        "variables.html",
+        title,
+        status=status,
+        error=error,
+        library_sets=library_sets,
+        included=included,
+        **editor,
+    )
 
 
-async def _save(portal: Portal, project_id: str, change: Any) -> dict[str, Any]:
-    """Read the set, apply `change` to its list, write it back under the version read."""
+async def _save(
+    portal: Portal, project_id: str, change: Any, library_sets: list[str] | None = None
+) -> dict[str, Any]:
+    """Read the set, apply `change` to its list (and include `library_sets` when given),
+    write it back under the version read."""
     path = f"/projects/{project_id}/variables"
     current = await portal.api.space("GET", path)
     listed = [rules.kept(v) for v in current["variables"]]
+    included = [str(s["id"]) for s in current["library_variable_sets"]]
     body = {
         "version": current["version"],
         "variables": change(listed),
-        "library_variable_sets": [str(s["id"]) for s in current["library_variable_sets"]],
+        "library_variable_sets": included if library_sets is None else library_sets,
     }
     saved: dict[str, Any] = await portal.api.space("PUT", path, json=body)
     return saved
@@ -92,6 +108,19 @@ async def add_variable(project_id: str, portal: FormPortalDep) -> Response:
     added = rules.variable_of(await portal.request.form())
     try:
         await _save(portal, project_id, lambda listed: [*listed, added])
+    except ApiError as error:
+        if error.status not in forms.FORM_ERRORS:
+            raise
+        return await _grid(portal, project_id, status=422, error=error.message)
+    return redirect(f"/projects/{project_id}/variables")
+
+
+@router.post("/projects/{project_id}/variables/library-sets")
+async def include_library_sets(project_id: str, portal: FormPortalDep) -> Response:
+    """Which library variable sets the project includes (earlier ones win ties)."""
+    chosen = forms.chosen(await portal.request.form(), "library_sets")
+    try:
+        await _save(portal, project_id, lambda listed: listed, library_sets=chosen)
     except ApiError as error:
         if error.status not in forms.FORM_ERRORS:
             raise
