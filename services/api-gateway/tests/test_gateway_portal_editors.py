@@ -62,7 +62,8 @@ async def test_variables_are_added_scoped_edited_and_deleted_and_secrets_never_s
     project = await created(admin, "/projects", {"name": unique("VarProj")})
     page = f"/app/projects/{project['id']}/variables"
     secret = "hunter2-" + unique("s")
-    async with signed_in(portal_app, await new_user(admin, "project-contributor")) as browser:
+    contributor = await new_user(admin, "project-contributor")
+    async with signed_in(portal_app, contributor) as browser:
         token = csrf_of(well_formed(await browser.get(page)))
         add = {"csrf_token": token, "type": "Text", "description": ""}
         plain = await browser.post(page, data={**add, "name": "Greeting", "value": "hello"})
@@ -117,6 +118,8 @@ async def test_variables_are_added_scoped_edited_and_deleted_and_secrets_never_s
         )
         assert re.search(r'data-preview="Greeting".*?hi prod', preview, re.S)
         assert secret not in preview
+        audited = await admin.get("/api/v1/audit-events", params={"user": contributor})
+        assert "/variables" in audited.text and secret not in audited.text
         unknown = await browser.get(f"{page}/preview", params={"environment": "nowhere"})
         refused_form(unknown, "nowhere")
 
