@@ -8,6 +8,7 @@ read (one API write: nothing is half-saved, and a concurrent edit is a conflict 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -20,6 +21,7 @@ from cephalo_gateway.portal.client import ApiError
 from cephalo_gateway.portal.views import PREFIX, FormPortalDep, Portal, PortalDep, redirect
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
+Change = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 async def _choices(portal: Portal, path: str) -> list[Any]:
@@ -81,7 +83,7 @@ async def _grid(portal: Portal, project_id: str, status: int = 200, error: str =
 
 
 async def _save(
-    portal: Portal, project_id: str, change: Any, library_sets: list[str] | None = None
+    portal: Portal, project_id: str, change: Change, library_sets: list[str] | None = None
 ) -> dict[str, Any]:
     """Read the set, apply `change` to its list (and include `library_sets` when given),
     write it back under the version read."""
@@ -192,7 +194,7 @@ async def edit_variable(project_id: str, variable_id: str, portal: PortalDep) ->
     return await _edit_page(portal, project_id, variable_id)
 
 
-def _replacing(variable_id: str, form: FormData) -> Any:
+def _replacing(variable_id: str, form: FormData) -> Change:
     def change(listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
         existing = rules.find(listed, variable_id)
         if existing is None:
