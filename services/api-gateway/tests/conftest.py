@@ -51,8 +51,12 @@ def release_settings(
     migrate: Callable[[str], str], common_settings: dict[str, Any]
 ) -> ReleaseSettings:
     """Migrations run synchronously (they start their own event loop), so outside async
-    fixtures."""
-    return ReleaseSettings(database={"url": migrate("cephalo_release")}, **common_settings)
+    fixtures. A master key, so sensitive variables can be stored (the portal's editor)."""
+    return ReleaseSettings(
+        database={"url": migrate("cephalo_release")},
+        master_key=base64.b64encode(os.urandom(32)).decode(),
+        **common_settings,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,7 @@ viewer is shown no edit buttons and is refused by the API when posting anyway.""
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -16,14 +14,8 @@ from fastapi import FastAPI
 from cephalo_common.testing import running
 from cephalo_gateway.app import create_app
 from cephalo_gateway.portal.audit import page_problems
+from cephalo_gateway.portal.testing import csrf_of, new_user, signed_in, unique, well_formed
 from cephalo_gateway.settings import GatewaySettings
-
-PASSWORD = "correct horse battery staple"
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
@@ -37,50 +29,6 @@ async def admin(portal_app: FastAPI, admin_key: str) -> AsyncIterator[httpx.Asyn
     async with running(portal_app) as client:
         client.headers["X-Cephalo-Api-Key"] = admin_key
         yield client
-
-
-async def new_user(admin: httpx.AsyncClient, role: str | None) -> str:
-    username = unique("portal")
-    response = await admin.post("/api/v1/users", json={"username": username, "password": PASSWORD})
-    assert response.status_code == 201, response.text
-    user = response.json()
-    if role is not None:
-        team = await admin.post(
-            "/api/v1/teams", json={"name": unique("team"), "member_user_ids": [user["id"]]}
-        )
-        assert team.status_code == 201, team.text
-        assigned = await admin.post(
-            f"/api/v1/teams/{team.json()['id']}/role-assignments", json={"role": role}
-        )
-        assert assigned.status_code == 201, assigned.text
-    return username
-
-
-@asynccontextmanager
-async def signed_in(app: FastAPI, username: str) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield await _sign_in(client, username)
-
-
-async def _sign_in(client: httpx.AsyncClient, username: str) -> httpx.AsyncClient:
-    response = await client.post("/app/sign-in", data={"username": username, "password": PASSWORD})
-    assert response.status_code == 303, response.text
-    assert response.headers["location"] == "/app/dashboard"
-    assert "cephalo_portal" in client.cookies
-    return client
-
-
-def well_formed(response: httpx.Response) -> str:
-    assert response.status_code == 200, response.text
-    assert page_problems(response.text) == [], response.text
-    return response.text
-
-
-def csrf_of(html: str) -> str:
-    match = CSRF.search(html)
-    assert match is not None
-    return match.group(1)
 
 
 async def environments(admin: httpx.AsyncClient) -> list[dict[str, Any]]:

@@ -14,9 +14,14 @@ from fastapi.responses import FileResponse, Response
 from cephalo_gateway.portal import (
     routes_admin,
     routes_auth,
+    routes_channels,
     routes_deploy,
     routes_infrastructure,
+    routes_lifecycles,
+    routes_people,
+    routes_process,
     routes_projects,
+    routes_variables,
 )
 from cephalo_gateway.portal.client import ApiError
 from cephalo_gateway.portal.views import PREFIX, CsrfRefused, SignInRequired, redirect, render
@@ -40,7 +45,12 @@ routers = [
     routes_auth.router,
     routes_infrastructure.router,
     routes_projects.router,
+    routes_variables.router,
+    routes_channels.router,
+    routes_process.router,
+    routes_people.router,
     routes_deploy.router,
+    routes_lifecycles.router,
     routes_admin.router,
 ]
 

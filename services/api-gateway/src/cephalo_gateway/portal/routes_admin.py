@@ -1,92 +1,22 @@
-"""Lifecycles and their phases, the audit log, and the signed-in user's own API keys."""
+"""The audit log and the signed-in user's own API keys."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from starlette.datastructures import FormData
 
 from cephalo_gateway.portal import forms
 from cephalo_gateway.portal.client import ApiError
 from cephalo_gateway.portal.views import PREFIX, FormPortalDep, Portal, PortalDep, redirect
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
-PHASE_ROWS = 4
 AUDIT_PAGE = 50
-FORM_ERRORS = frozenset({400, 409, 422})
-"""API answers that mean "fix the form": shown above the form, never a 500."""
-
-
-def _invalid(message: str) -> ApiError:
-    return ApiError(422, "Invalid", message, [])
-
-
-# Lifecycles ------------------------------------------------------------------------------
-
-
-def _phase_of(form: FormData, number: int) -> dict[str, Any] | None:
-    """Phase row `number` of the form; None when its name is left empty."""
-    name = forms.text(form, f"phase-{number}-name")
-    if not name:
-        return None
-    minimum = forms.text(form, f"phase-{number}-minimum") or "0"
-    if not minimum.isdigit():
-        raise _invalid(f"phase {name!r}: the minimum before promotion must be a whole number")
-    return {
-        "name": name,
-        "automatic_environment_ids": form.getlist(f"phase-{number}-automatic"),
-        "optional_environment_ids": form.getlist(f"phase-{number}-manual"),
-        "minimum_environments_before_promotion": int(minimum),
-        "is_optional_phase": forms.checked(form, f"phase-{number}-optional"),
-    }
-
-
-def lifecycle_of(form: FormData) -> dict[str, Any]:
-    """The lifecycle the form describes: its phases in the order of the rows."""
-    phases = [p for n in range(1, PHASE_ROWS + 1) if (p := _phase_of(form, n)) is not None]
-    return {
-        "name": forms.text(form, "name"),
-        "description": forms.text(form, "description"),
-        "phases": phases,
-    }
-
-
-async def _lifecycles_page(portal: Portal, status: int = 200, error: str = "") -> Response:
-    found, environments = await asyncio.gather(
-        portal.api.items("/lifecycles", take=500), portal.api.items("/environments")
-    )
-    return portal.render(
-        "lifecycles.html",
-        "Lifecycles",
-        status=status,
-        lifecycles=found,
-        environments=environments,
-        environment_names={str(e["id"]): e["name"] for e in environments},
-        phase_rows=range(1, PHASE_ROWS + 1),
-        error=error,
-    )
-
-
-@router.get("/lifecycles")
-async def lifecycles(portal: PortalDep) -> Response:
-    return await _lifecycles_page(portal)
-
-
-@router.post("/lifecycles")
-async def create_lifecycle(portal: FormPortalDep) -> Response:
-    try:
-        body = lifecycle_of(await portal.request.form())
-        await portal.api.space("POST", "/lifecycles", json=body)
-    except ApiError as error:
-        if error.status not in FORM_ERRORS:
-            raise
-        return await _lifecycles_page(portal, status=422, error=error.message)
-    return redirect("/lifecycles")
+FORM_ERRORS = forms.FORM_ERRORS
+_invalid = forms.invalid
 
 
 # Audit log -------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from cephalo_gateway.portal import forms
 from cephalo_gateway.portal.client import ApiError
-from cephalo_gateway.portal.views import PREFIX, FormPortalDep, PortalDep, redirect
+from cephalo_gateway.portal.views import PREFIX, FormPortalDep, Portal, PortalDep, redirect
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 UPLOAD_CHUNK = 1024 * 1024
@@ -30,16 +30,28 @@ async def create_project(portal: FormPortalDep) -> Response:
     return redirect(f"/projects/{project['id']}")
 
 
-@router.get("/projects/{project_id}")
-async def project(project_id: str, portal: PortalDep) -> Response:
+async def _project_page(
+    portal: Portal, project_id: str, status: int = 200, **errors: str
+) -> Response:
     found, process, releases = await asyncio.gather(
         portal.api.space("GET", f"/projects/{project_id}"),
         portal.api.space("GET", f"/projects/{project_id}/deployment-process"),
         portal.api.items(f"/projects/{project_id}/releases"),
     )
     return portal.render(
-        "project.html", found["name"], project=found, process=process, releases=releases
+        "project.html",
+        found["name"],
+        status=status,
+        project=found,
+        process=process,
+        releases=releases,
+        **errors,
     )
+
+
+@router.get("/projects/{project_id}")
+async def project(project_id: str, portal: PortalDep) -> Response:
+    return await _project_page(portal, project_id)
 
 
 def _step_of(form: Any) -> dict[str, Any]:
@@ -66,9 +78,14 @@ def _step_of(form: Any) -> dict[str, Any]:
 async def add_step(project_id: str, portal: FormPortalDep) -> Response:
     form = await portal.request.form()
     path = f"/projects/{project_id}/deployment-process"
-    process = await portal.api.space("GET", path)
-    steps = [*process["steps"], _step_of(form)]
-    await portal.api.space("PUT", path, json={"version": process["version"], "steps": steps})
+    try:
+        process = await portal.api.space("GET", path)
+        steps = [*process["steps"], _step_of(form)]
+        await portal.api.space("PUT", path, json={"version": process["version"], "steps": steps})
+    except ApiError as error:
+        if error.status not in forms.FORM_ERRORS:
+            raise
+        return await _project_page(portal, project_id, status=422, step_error=error.message)
     return redirect(f"/projects/{project_id}")
 
 
@@ -78,7 +95,12 @@ async def create_release(project_id: str, portal: FormPortalDep) -> Response:
     body: dict[str, Any] = {"release_notes": forms.text(form, "release_notes")}
     if version := forms.text(form, "version"):
         body["version"] = version
-    release = await portal.api.space("POST", f"/projects/{project_id}/releases", json=body)
+    try:
+        release = await portal.api.space("POST", f"/projects/{project_id}/releases", json=body)
+    except ApiError as error:
+        if error.status not in forms.FORM_ERRORS:
+            raise
+        return await _project_page(portal, project_id, status=422, release_error=error.message)
     return redirect(f"/releases/{release['id']}")
 
 

@@ -9,16 +9,56 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cephalo_common.errors import Conflict, Invalid, NotFound
-from cephalo_common.packages import is_valid_version_range
+from cephalo_common.packages import (
+    is_valid_version_range,
+    parse_version,
+    prerelease_tag_matches,
+    version_in_range,
+)
 from cephalo_release.db.models import Channel, Project, Space
 from cephalo_release.db.repositories import Repositories
 from cephalo_release.domain.common import as_uuid, check_version, unique_slug
 from cephalo_release.domain.lifecycles import get_lifecycle
 
 DEFAULT_CHANNEL_NAME = "Default"
+
+
+@dataclass(frozen=True)
+class RuleTrial:
+    """What one version rule says of one version, half by half (Octopus's rule tester)."""
+
+    version: str
+    version_range: str
+    tag: str
+    is_version: bool
+    satisfies_version_range: bool
+    satisfies_tag: bool
+
+    @property
+    def matches(self) -> bool:
+        return self.is_version and self.satisfies_version_range and self.satisfies_tag
+
+
+def try_rule(version: str, version_range: str, tag: str) -> RuleTrial:
+    """Whether `version` passes the rule; an invalid range or regex is `Invalid` (422),
+    a string that is not a version simply does not match."""
+    _validated_rules([{"version_range": version_range, "tag": tag}])
+    try:
+        parse_version(version)
+    except ValueError:
+        return RuleTrial(version, version_range, tag, False, False, False)
+    return RuleTrial(
+        version,
+        version_range,
+        tag,
+        True,
+        version_in_range(version, version_range),
+        prerelease_tag_matches(version, tag),
+    )
 
 
 async def create_default_channel(repos: Repositories, project: Project) -> Channel:

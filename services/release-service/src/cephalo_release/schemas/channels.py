@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints
 
 from cephalo_release.schemas.common import (
     Description,
@@ -56,3 +56,15 @@ class Channel(ReadModel):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class RuleTrial(BaseModel):
+    """A version tried against one version rule (`matches` needs both halves)."""
+
+    version: str
+    version_range: str
+    tag: str
+    is_version: bool
+    satisfies_version_range: bool
+    satisfies_tag: bool
+    matches: bool
