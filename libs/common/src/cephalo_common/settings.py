@@ -32,6 +32,12 @@ class MessagingSettings(BaseModel):
         description="Redelivery delays after a handler failure.",
     )
     consumer_ack_wait_seconds: float = Field(30.0, gt=0)
+    replay_after_store_loss_seconds: float = Field(
+        900.0,
+        ge=0,
+        description="When NATS comes back without its store, outbox rows published this long "
+        "before are published again (consumers apply each event once); 0: none.",
+    )
 
 
 class ServiceSettings(BaseSettings):

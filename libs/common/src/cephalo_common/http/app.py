@@ -134,8 +134,19 @@ def _start_workers(runtime: Runtime, definition: ServiceDefinition) -> None:
         )
         runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
         _register_outbox_gauge(runtime, definition.outbox_model)
+        _replay_on_store_loss(runtime, runtime.relay)
     for spec in definition.consumers(runtime) if definition.consumers else ():
         runtime.tasks.append(asyncio.create_task(runtime.broker.consume(spec), name=spec.name))
+
+
+def _replay_on_store_loss(runtime: Runtime, relay: OutboxRelay) -> None:
+    seconds = runtime.settings.messaging.replay_after_store_loss_seconds
+    if isinstance(runtime.broker, NatsBroker) and seconds > 0:
+
+        async def replay() -> None:
+            await relay.replay_published_since(seconds)
+
+        runtime.broker.on_store_lost(replay)
 
 
 def _register_outbox_gauge(runtime: Runtime, model: type[OutboxMixin]) -> None:

@@ -3,12 +3,18 @@
 A nats-py pull subscription can stop receiving after a server restart, so the consume
 loop rebuilds it whenever the connection was re-established or a fetch fails for any
 reason other than an empty batch.
+
+A server that comes back without its store (JetStream directory lost) gets every stream
+re-created at reconnect; the broker notices from the streams' creation times and tells its
+`on_store_lost` listeners (the outbox relay re-publishes what the lost store may have held).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import nats
@@ -26,6 +32,9 @@ from cephalo_common.messaging.streams import ALL_STREAMS, StreamSpec
 from cephalo_common.settings import NatsSettings
 
 UNANSWERED_FETCHES = 5  # pulls in a row with no answer at all before resubscribing
+ENSURE_ATTEMPTS = 20  # after a reconnect, JetStream may answer a moment after the server
+ENSURE_RETRY_SECONDS = 0.5
+StoreLostListener = Callable[[], Awaitable[None]]
 log = get_logger(__name__)
 
 
@@ -43,6 +52,10 @@ class NatsBroker:
         self._ready = asyncio.Event()
         self._generation = 0
         self._connector: asyncio.Task[None] | None = None
+        self._created: dict[str, datetime | None] = {}
+        self._store_lost_listeners: list[StoreLostListener] = []
+        self._ensurer: asyncio.Task[None] | None = None
+        self._ensuring = asyncio.Lock()
 
     @property
     def connected(self) -> bool:
@@ -54,11 +67,17 @@ class NatsBroker:
     async def wait_connected(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self._ready.wait(), timeout)
 
+    def on_store_lost(self, listener: StoreLostListener) -> None:
+        """Call `listener` when the server came back with streams newer than the ones this
+        broker saw before: their messages are gone."""
+        self._store_lost_listeners.append(listener)
+
     async def close(self) -> None:
-        if self._connector is not None:
-            self._connector.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._connector
+        for task in (self._connector, self._ensurer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._nc is not None and not self._nc.is_closed:
             with contextlib.suppress(Exception):
                 await self._nc.close()
@@ -95,8 +114,19 @@ class NatsBroker:
     async def _on_reconnected(self) -> None:
         self._generation += 1
         log.info("nats reconnected")
-        with contextlib.suppress(Exception):
-            await self.ensure_streams()
+        if self._ensurer is None or self._ensurer.done():
+            self._ensurer = asyncio.create_task(self._ensure_after_reconnect())
+
+    async def _ensure_after_reconnect(self) -> None:
+        """Re-create the streams a server without its store lacks; a publish-only service
+        has no consumer whose resubscribe would do it."""
+        for _ in range(ENSURE_ATTEMPTS):
+            try:
+                await self.ensure_streams()
+                return
+            except Exception as error:  # noqa: BLE001 - JetStream not answering yet
+                log.info("streams not ensured yet after reconnect", error=str(error))
+                await asyncio.sleep(ENSURE_RETRY_SECONDS)
 
     async def _on_disconnected(self) -> None:
         log.warning("nats disconnected")
@@ -110,8 +140,16 @@ class NatsBroker:
         return self._js
 
     async def ensure_streams(self) -> None:
-        """Create or update every declared stream (idempotent)."""
+        """Create or update every declared stream (idempotent); a stream created anew since
+        this broker last saw it means the server lost its store."""
+        async with self._ensuring:
+            renewed = await self._ensure_each_stream()
+        if renewed:
+            await self._store_lost(renewed)
+
+    async def _ensure_each_stream(self) -> list[str]:
         assert self._js is not None
+        renewed: list[str] = []
         for spec in self._streams:
             config = StreamConfig(
                 name=spec.name,
@@ -122,9 +160,22 @@ class NatsBroker:
                 duplicate_window=spec.duplicate_window_seconds,
             )
             try:
-                await self._js.add_stream(config)
+                info = await self._js.add_stream(config)
             except BadRequestError:
-                await self._js.update_stream(config)
+                info = await self._js.update_stream(config)
+            seen = self._created.get(spec.name)
+            self._created[spec.name] = info.created
+            if seen is not None and info.created is not None and info.created != seen:
+                renewed.append(spec.name)
+        return renewed
+
+    async def _store_lost(self, streams: list[str]) -> None:
+        log.warning("nats lost its store; streams re-created", streams=streams)
+        for listener in self._store_lost_listeners:
+            try:
+                await listener()
+            except Exception as error:  # noqa: BLE001 - one listener must not stop the others
+                log.error("store-lost listener failed", error=str(error))
 
     async def publish(self, subject: str, envelope: Envelope) -> None:
         headers = {
