@@ -4,6 +4,7 @@
 deploy-orchestrator all talk to the server the test controls.
 """
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +18,10 @@ from cephalo_agent_gateway.testing.fixtures import (  # noqa: F401 - pytest find
 )
 from cephalo_common.db.migrations import upgrade
 from cephalo_common.embedded import EmbeddedNats, free_port
+
+FAULTS = str(Path(__file__).resolve().parent.parent)
+if FAULTS not in sys.path:
+    sys.path.insert(0, FAULTS)
 
 
 @pytest.fixture(scope="session")
@@ -39,8 +44,3 @@ def database(new_database: Callable[[str], str]) -> str:
     for package in ("cephalo_release", "cephalo_agent_gateway", "cephalo_orchestrator"):
         upgrade(package, url)
     return url
-
-
-def scratch(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
