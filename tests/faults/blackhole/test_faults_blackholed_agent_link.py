@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from blackhole_proxy import BlackholeProxy  # this directory, on sys.path under importlib mode
+from blackhole_proxy import BlackholeProxy  # tests/faults, on sys.path (the conftest)
 from fault_deployments import (  # tests/faults, put on sys.path by the conftest
     counted_script,
     deployment,
@@ -26,6 +26,7 @@ from fault_deployments import (  # tests/faults, put on sys.path by the conftest
     orchestrator,
     request,
     scripts_started,
+    task_log,
 )
 
 from cephalo_agent_gateway.settings import AgentGatewaySettings
@@ -74,6 +75,7 @@ async def test_a_blackholed_link_fails_the_step_and_the_next_deployment_proceeds
             blackholed_at = time.monotonic()
             failed = await finished(client, space, cut.deployment_id, timeout=120)
             took = time.monotonic() - blackholed_at
+            log = await task_log(client, space, failed["id"])
 
             proxy.restore()
             await eventually(lambda: served.gateway.connections.is_connected(machine))
@@ -81,11 +83,12 @@ async def test_a_blackholed_link_fails_the_step_and_the_next_deployment_proceeds
             await request(nats_url, space, later)
             succeeded = await finished(client, space, later.deployment_id, timeout=120)
 
-    assert failed["state"] == "Failed", failed
-    assert UNREACHABLE in (failed["reason"] or ""), failed["reason"]
-    assert took < BUDGET_SECONDS, f"failed {took:.1f} s after the link went dark"
-    [run] = failed["step_runs"]
-    assert run["state"] == "Failed", run
-    assert succeeded["state"] == "Success", succeeded
     name = agent.agent.config.machine_name
+    assert failed["state"] == "Failed", failed
+    assert failed["reason"] == f'Step "Cut" failed on {name} (no exit code)', failed["reason"]
+    [run] = failed["step_runs"]
+    assert run["state"] == "Failed" and UNREACHABLE in (run["error"] or ""), run
+    assert any(UNREACHABLE in line["text"] for line in log), "the reason is not in the task log"
+    assert took < BUDGET_SECONDS, f"failed {took:.1f} s after the link went dark"
+    assert succeeded["state"] == "Success", succeeded
     assert executions(runs_dir) == {(name, "Cut"): 1, (name, "Later"): 1}
