@@ -85,9 +85,13 @@ async def orchestrator(
         yield client
 
 
-async def request(nats_url: str, space: Space, requested: DeploymentRequestedV1) -> None:
-    """Publish `deployment.requested` as release-service's relay would."""
-    broker = NatsBroker(NatsSettings(url=nats_url), name="fault-deployments")
+async def request(
+    nats: str | dict[str, Any], space: Space, requested: DeploymentRequestedV1
+) -> None:
+    """Publish `deployment.requested` as release-service's relay would (`nats`: the URL, or
+    the services' NATS settings when they differ from the defaults)."""
+    settings = NatsSettings(url=nats) if isinstance(nats, str) else NatsSettings(**nats)
+    broker = NatsBroker(settings, name="fault-deployments")
     await broker.start()
     try:
         await broker.wait_connected(30)

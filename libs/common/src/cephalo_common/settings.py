@@ -21,6 +21,13 @@ class DatabaseSettings(BaseModel):
 class NatsSettings(BaseModel):
     url: str = Field(DEFAULT_NATS_URL, description="NATS server URL(s), comma separated.")
     connect_timeout_seconds: float = Field(2.0, gt=0)
+    duplicate_window_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Overrides every stream's de-duplication window (each stream's own, "
+        "2 minutes, when unset). Every service must use the same value: each one "
+        "re-applies its streams' settings when it connects.",
+    )
 
 
 class MessagingSettings(BaseModel):

@@ -157,7 +157,8 @@ class NatsBroker:
                 retention=RetentionPolicy.WORK_QUEUE if spec.work_queue else RetentionPolicy.LIMITS,
                 storage=StorageType.FILE,
                 max_age=spec.max_age_seconds,
-                duplicate_window=spec.duplicate_window_seconds,
+                duplicate_window=self._settings.duplicate_window_seconds
+                or spec.duplicate_window_seconds,
             )
             try:
                 info = await self._js.add_stream(config)
