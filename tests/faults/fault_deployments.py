@@ -153,4 +153,7 @@ def check_log_once(task: dict[str, Any], log: list[dict[str, Any]], lines: int) 
         got = by_run.get(key, [])
         assert sorted(line["sequence"] for line in got) == list(range(1, len(got) + 1)), key
         texts = [line["text"] for line in got if line["text"].startswith("line ")]
-        assert texts == [f"line {n}" for n in range(1, lines + 1)], key
+        notes = [
+            line["text"] for line in log if line["machine"] == key[1] and line["step"] == key[0]
+        ]
+        assert texts == [f"line {n}" for n in range(1, lines + 1)], (key, notes)
