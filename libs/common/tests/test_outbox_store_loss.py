@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import signal
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
 
 import nats
 import pytest
@@ -27,6 +31,7 @@ from cephalo_common.db.engine import create_engine, create_sessionmaker
 from cephalo_common.db.outbox import OutboxMixin, OutboxRelay, emit_event
 from cephalo_common.db.session import unit_of_work
 from cephalo_common.embedded import EmbeddedNats
+from cephalo_common.ids import utc_now
 from cephalo_common.messaging.envelope import Envelope
 from cephalo_common.messaging.nats import NatsBroker
 from cephalo_common.settings import DatabaseSettings, NatsSettings
@@ -92,7 +97,7 @@ async def test_events_a_lost_store_held_are_published_again(
     broker = NatsBroker(NatsSettings(url=own_nats.url), name="store-loss")
     await broker.start()
     relay = OutboxRelay(sessionmaker, Outbox, broker, poll_seconds=0.1)
-    broker.on_store_lost(lambda: relay.replay_published_since(60))
+    broker.on_store_lost(lambda: relay.replay_published_since(utc_now() - timedelta(minutes=1)))
     try:
         await broker.wait_connected(30)
         async with unit_of_work(sessionmaker) as session:
@@ -117,5 +122,56 @@ async def test_events_a_lost_store_held_are_published_again(
             with contextlib.suppress(asyncio.CancelledError):
                 await running
         assert await in_stream(own_nats.url, DEPLOYMENT_REQUESTED.subject(space)) == []
+    finally:
+        await broker.close()
+
+
+async def published_at(sessionmaker: async_sessionmaker[AsyncSession], space: str) -> list[Any]:
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(Outbox.published_at).where(Outbox.subject.contains(space))
+        )
+        return [row[0] for row in rows.all()]
+
+
+@pytest.mark.timeout(120)
+async def test_events_published_just_before_a_kill_are_published_again_once(
+    engine: AsyncEngine, own_nats: EmbeddedNats
+) -> None:
+    """A killed server may lose what it acknowledged last: after the reconnect the relay
+    publishes again what it published just before the drop; the stream keeps one copy."""
+    sessionmaker = create_sessionmaker(engine)
+    space = f"space-{uuid.uuid4().hex[:8]}"
+    broker = NatsBroker(NatsSettings(url=own_nats.url), name="killed")
+    await broker.start()
+    relay = OutboxRelay(sessionmaker, Outbox, broker, poll_seconds=0.1)
+    broker.on_reconnected(
+        lambda dropped: relay.replay_published_since(dropped - timedelta(seconds=5))
+    )
+    try:
+        await broker.wait_connected(30)
+        async with unit_of_work(sessionmaker) as session:
+            emit_event(
+                session, Outbox, RELEASE_CREATED, source="t", space=space, data=Note(widget="last")
+            )
+        assert await relay.relay_once() == 1
+        [first] = await published_at(sessionmaker, space)
+
+        assert own_nats.process is not None
+        os.killpg(own_nats.process.pid, signal.SIGKILL)
+        own_nats.process.wait(30)
+        own_nats.process = None
+        own_nats.start()
+
+        running = asyncio.create_task(relay.run())
+        try:
+            async with asyncio.timeout(60):
+                while (await published_at(sessionmaker, space)) in ([first], [None]):
+                    await asyncio.sleep(0.1)
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+        assert await in_stream(own_nats.url, RELEASE_CREATED.subject(space)) == ["last"]
     finally:
         await broker.close()

@@ -45,6 +45,13 @@ class MessagingSettings(BaseModel):
         description="When NATS comes back without its store, outbox rows published this long "
         "before are published again (consumers apply each event once); 0: none.",
     )
+    replay_before_disconnect_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="After a reconnect, outbox rows published this long before the connection "
+        "dropped are published again: a killed server may lose what it acknowledged last "
+        "(the stream or the consumers de-duplicate them); 0: none.",
+    )
 
 
 class ServiceSettings(BaseSettings):

@@ -7,8 +7,9 @@ A row whose kind carries sensitive values (`EventKind.carries_secrets`) keeps on
 envelope once published: the data is wiped, so no secret stays in the table in clear.
 A batch is published pipelined (every publish sent in order, then the acks awaited
 together): one round trip per batch instead of one per event.
-When NATS loses its store, `replay_published_since` marks recent rows unpublished again, so
-events a consumer had not fetched yet are fed again from PostgreSQL (a row whose data was
+When NATS loses its store, or may have lost the last messages it acknowledged before it was
+killed, `replay_published_since` marks recent rows unpublished again, so events a consumer
+had not fetched yet are fed again from PostgreSQL (a row whose data was
 wiped cannot be: its work is recovered by the owning service's reconciliation).
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -162,11 +163,10 @@ class OutboxRelay:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
 
-    async def replay_published_since(self, seconds: float) -> int:
-        """Mark rows published in the last `seconds` unpublished again (their data intact)
-        and wake the relay; returns how many."""
+    async def replay_published_since(self, since: datetime) -> int:
+        """Mark rows published since `since` unpublished again (their data intact) and wake
+        the relay; returns how many."""
         model = self._model
-        since = utc_now() - timedelta(seconds=seconds)
         async with self._sessionmaker() as session, session.begin():
             result = await session.execute(
                 update(model)
@@ -174,7 +174,7 @@ class OutboxRelay:
                 .values(published_at=None)
             )
         count = int(getattr(result, "rowcount", 0) or 0)
-        log.warning("outbox rows published again after NATS lost its store", rows=count)
+        log.info("outbox rows to publish again", rows=count, since=since.isoformat())
         self.wake()
         return count
 

@@ -7,6 +7,9 @@ reason other than an empty batch.
 A server that comes back without its store (JetStream directory lost) gets every stream
 re-created at reconnect; the broker notices from the streams' creation times and tells its
 `on_store_lost` listeners (the outbox relay re-publishes what the lost store may have held).
+A server that was killed may also have lost the last messages it acknowledged (JetStream
+writes them to disk a moment later): after any reconnect the `on_reconnected` listeners
+learn when the connection dropped (the relay re-publishes what it published just before).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
+from cephalo_common.ids import utc_now
 from cephalo_common.logging import get_logger
 from cephalo_common.messaging import subjects
 from cephalo_common.messaging.broker import ConsumerSpec, PermanentFailure
@@ -35,6 +39,7 @@ UNANSWERED_FETCHES = 5  # pulls in a row with no answer at all before resubscrib
 ENSURE_ATTEMPTS = 20  # after a reconnect, JetStream may answer a moment after the server
 ENSURE_RETRY_SECONDS = 0.5
 StoreLostListener = Callable[[], Awaitable[None]]
+ReconnectedListener = Callable[[datetime], Awaitable[None]]
 log = get_logger(__name__)
 
 
@@ -54,6 +59,8 @@ class NatsBroker:
         self._connector: asyncio.Task[None] | None = None
         self._created: dict[str, datetime | None] = {}
         self._store_lost_listeners: list[StoreLostListener] = []
+        self._reconnected_listeners: list[ReconnectedListener] = []
+        self._disconnected_at: datetime | None = None
         self._ensurer: asyncio.Task[None] | None = None
         self._ensuring = asyncio.Lock()
 
@@ -71,6 +78,11 @@ class NatsBroker:
         """Call `listener` when the server came back with streams newer than the ones this
         broker saw before: their messages are gone."""
         self._store_lost_listeners.append(listener)
+
+    def on_reconnected(self, listener: ReconnectedListener) -> None:
+        """Call `listener` with the time the connection dropped, once the streams are
+        ensured after a reconnect to a server that kept its store."""
+        self._reconnected_listeners.append(listener)
 
     async def close(self) -> None:
         for task in (self._connector, self._ensurer):
@@ -122,13 +134,19 @@ class NatsBroker:
         has no consumer whose resubscribe would do it."""
         for _ in range(ENSURE_ATTEMPTS):
             try:
-                await self.ensure_streams()
-                return
+                store_lost = await self.ensure_streams()
             except Exception as error:  # noqa: BLE001 - JetStream not answering yet
                 log.info("streams not ensured yet after reconnect", error=str(error))
                 await asyncio.sleep(ENSURE_RETRY_SECONDS)
+                continue
+            dropped, self._disconnected_at = self._disconnected_at, None
+            if dropped is not None and not store_lost:
+                await _notify(self._reconnected_listeners, dropped)
+            return
 
     async def _on_disconnected(self) -> None:
+        if self._disconnected_at is None:
+            self._disconnected_at = utc_now()
         log.warning("nats disconnected")
 
     async def _on_error(self, error: Exception) -> None:
@@ -139,13 +157,15 @@ class NatsBroker:
             raise ConnectionError("not connected to NATS")
         return self._js
 
-    async def ensure_streams(self) -> None:
+    async def ensure_streams(self) -> bool:
         """Create or update every declared stream (idempotent); a stream created anew since
-        this broker last saw it means the server lost its store."""
+        this broker last saw it means the server lost its store (returns True)."""
         async with self._ensuring:
             renewed = await self._ensure_each_stream()
         if renewed:
-            await self._store_lost(renewed)
+            log.warning("nats lost its store; streams re-created", streams=renewed)
+            await _notify(self._store_lost_listeners)
+        return bool(renewed)
 
     async def _ensure_each_stream(self) -> list[str]:
         assert self._js is not None
@@ -169,14 +189,6 @@ class NatsBroker:
             if seen is not None and info.created is not None and info.created != seen:
                 renewed.append(spec.name)
         return renewed
-
-    async def _store_lost(self, streams: list[str]) -> None:
-        log.warning("nats lost its store; streams re-created", streams=streams)
-        for listener in self._store_lost_listeners:
-            try:
-                await listener()
-            except Exception as error:  # noqa: BLE001 - one listener must not stop the others
-                log.error("store-lost listener failed", error=str(error))
 
     async def publish(self, subject: str, envelope: Envelope) -> None:
         headers = {
@@ -292,6 +304,14 @@ class NatsBroker:
             subjects.dead_letter(spec.name), message.data, timeout=5, headers=headers
         )
         await message.term()
+
+
+async def _notify(listeners: list[Callable[..., Awaitable[None]]], *args: Any) -> None:
+    for listener in listeners:
+        try:
+            await listener(*args)
+        except Exception as error:  # noqa: BLE001 - one listener must not stop the others
+            log.error("nats listener failed", error=str(error))
 
 
 def _raise_if_cancelled() -> None:
