@@ -27,6 +27,7 @@ import contextlib
 import itertools
 import json
 import random
+import shutil
 import ssl
 import statistics
 import tempfile
@@ -60,6 +61,7 @@ REQUEST_TIMEOUT = 30.0
 THINK_SECONDS = 2.0  # a user's mean pause between two requests
 READ_P95_MS, READ_P99_MS = 300.0, 1000.0
 RSS_LIMIT_MIB = 1024
+LOGS = Path(__file__).resolve().parents[2] / ".cephalo" / "bench-load-logs"  # the last run's
 MIX = (("read", 80), ("release", 15), ("deploy", 5))
 
 
@@ -312,6 +314,9 @@ def bench(clients: int, seconds: int, runs: int, think: float) -> list[RunResult
                 return asyncio.run(measure(stack, clients, seconds, runs, think))
             finally:
                 stack.stop()
+                shutil.rmtree(LOGS, ignore_errors=True)
+                shutil.copytree(stack.logs_dir, LOGS, dirs_exist_ok=True)
+                print(f"service logs kept in {LOGS}")
         finally:
             nats_server.stop()
             postgres.stop()
