@@ -161,18 +161,23 @@ async def seed(api: httpx.AsyncClient) -> Seeded:
     step = {"name": "Noop", "target_roles": ["load-none"], "script_body": "true"}
     for n in range(1, PROJECTS + 1):
         body = {"name": f"Load Project {n:03d}", "lifecycle": "Load"}
-        project_id = (await _ok(api.post(f"{SPACE}/projects", json=body)))["id"]
+        project_id = (await _ok(api, "POST", f"{SPACE}/projects", body))["id"]
         process = f"{SPACE}/projects/{project_id}/deployment-process"
-        await _ok(api.put(process, json={"steps": [step]}))
+        await _ok(api, "PUT", process, {"steps": [step]})
         releases = f"{SPACE}/projects/{project_id}/releases"
-        release = await _ok(api.post(releases, json={"version": "1.0.0"}))
+        release = await _ok(api, "POST", releases, {"version": "1.0.0"})
         seeded.projects.append(project_id)
         seeded.releases[project_id] = release["id"]
     return seeded
 
 
-async def _ok(sent: Any) -> Any:
-    response = await sent
+async def _ok(api: httpx.AsyncClient, method: str, url: str, body: Any) -> Any:
+    """The seeding client is held to the per-address quota too: it waits when told."""
+    for _ in range(30):
+        response = await api.request(method, url, json=body)
+        if response.status_code != 429:
+            break
+        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
     if response.status_code >= 400:
         raise RuntimeError(f"{response.request.url}: {response.status_code} {response.text[:500]}")
     return response.json()
