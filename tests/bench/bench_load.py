@@ -52,9 +52,9 @@ from cephalo_dev.stack import Ports, ServiceSpec, Stack
 
 SPACE = "/api/v1/spaces/default"
 PROJECTS = 20
-QUOTA_PER_MINUTE = 120
-QUOTA_BURST = 30
-OVER_QUOTA_CLIENTS = 20
+QUOTA_PER_MINUTE = 60
+QUOTA_BURST = 20
+OVER_QUOTA_CLIENTS = 50  # more than the burst: their first requests alone exceed it
 OVER_QUOTA_ADDRESS = "192.0.2.1"  # TEST-NET-1: shared by the over-quota group
 READY_SECONDS = 600
 REQUEST_TIMEOUT = 30.0
