@@ -165,12 +165,12 @@ async def soak(
     proxy = await FaultProxy(stack.ports.polling, max_connections=4 * args.agents).start()
     processes = []
     try:
-        agents = agents_behind(stack, args.agents, proxy.port, home)
-        processes = [a.start(stack.logs_dir / f"{a.name}.log") for a in agents]
         async with httpx.AsyncClient(
             base_url=stack.gateway_url, headers=stack.auth_headers, timeout=60
         ) as api:
             environment, project = await seed(api)
+            agents = await asyncio.to_thread(agents_behind, stack, args.agents, proxy.port, home)
+            processes = [a.start(stack.logs_dir / f"{a.name}.log") for a in agents]
             await wait_connected(api, args.agents)
             seconds = args.minutes * 60
             began = time.monotonic()
