@@ -283,7 +283,7 @@ def report(result: dict[str, Any], minutes: float) -> None:
     write_section("bench-soak", body)
     write_report(
         "soak",
-        "Soak with agent faults",
+        f"Soak: {result['requested']} deployments over {minutes:g} min with agent faults",
         [
             Comparison("tasks not terminal at the end", result["not_terminal"], "count",
                        target="0", met=result["not_terminal"] == 0),
