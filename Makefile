@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: run test lint supply-chain bootstrap clean bench bench-feed bench-agents bench-cli bench-portal bench-api bench-deploy bench-ssh bench-summary system-packages images
+.PHONY: run test lint supply-chain bootstrap clean bench bench-feed bench-agents bench-cli bench-portal bench-api bench-deploy bench-ssh bench-load bench-summary soak system-packages images
 
 $(STAMP): uv.lock pyproject.toml */pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,7 +55,7 @@ test: lint system-packages
 # one failing benchmark still leaves the others' numbers and the summary.
 bench: $(STAMP)
 	@$(MAKE) --no-print-directory -k bench-feed bench-agents bench-cli bench-portal bench-api \
-	  bench-deploy bench-ssh; status=$$?; $(MAKE) --no-print-directory bench-summary; exit $$status
+	  bench-deploy bench-ssh bench-load; status=$$?; $(MAKE) --no-print-directory bench-summary; exit $$status
 
 bench-summary: $(STAMP)
 	$(BIN)/python -m cephalo_dev.benchreport
@@ -112,3 +112,13 @@ clean:
 
 bench-deploy: $(STAMP)
 	$(BIN)/python tests/bench/bench_deploy.py $(BENCH_DEPLOY_ARGS)
+
+# R10: 1,000 concurrent API clients for 60 s against the whole stack (3 runs, about 5 min).
+bench-load: $(STAMP)
+	$(BIN)/python tests/bench/bench_load.py $(BENCH_LOAD_ARGS)
+
+# R15, not in CI nor in `make bench`: deployments for SOAK_MINUTES with agent links cut every 30 s;
+# reports memory growth, leaked tasks and connections (section bench-soak, docs/benchmarks/soak.json).
+SOAK_MINUTES ?= 20
+soak: $(STAMP)
+	$(BIN)/python tests/bench/soak.py --minutes $(SOAK_MINUTES) $(SOAK_ARGS)

@@ -21,6 +21,13 @@ class DatabaseSettings(BaseModel):
 class NatsSettings(BaseModel):
     url: str = Field(DEFAULT_NATS_URL, description="NATS server URL(s), comma separated.")
     connect_timeout_seconds: float = Field(2.0, gt=0)
+    duplicate_window_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Overrides every stream's de-duplication window (each stream's own, "
+        "2 minutes, when unset). Every service must use the same value: each one "
+        "re-applies its streams' settings when it connects.",
+    )
 
 
 class MessagingSettings(BaseModel):
@@ -32,6 +39,19 @@ class MessagingSettings(BaseModel):
         description="Redelivery delays after a handler failure.",
     )
     consumer_ack_wait_seconds: float = Field(30.0, gt=0)
+    replay_after_store_loss_seconds: float = Field(
+        900.0,
+        ge=0,
+        description="When NATS comes back without its store, outbox rows published this long "
+        "before are published again (consumers apply each event once); 0: none.",
+    )
+    replay_before_disconnect_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="After a reconnect, outbox rows published this long before the connection "
+        "dropped are published again: a killed server may lose what it acknowledged last "
+        "(the stream or the consumers de-duplicate them); 0: none.",
+    )
 
 
 class ServiceSettings(BaseSettings):

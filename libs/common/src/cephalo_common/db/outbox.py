@@ -7,6 +7,10 @@ A row whose kind carries sensitive values (`EventKind.carries_secrets`) keeps on
 envelope once published: the data is wiped, so no secret stays in the table in clear.
 A batch is published pipelined (every publish sent in order, then the acks awaited
 together): one round trip per batch instead of one per event.
+When NATS loses its store, or may have lost the last messages it acknowledged before it was
+killed, `replay_published_since` marks recent rows unpublished again, so events a consumer
+had not fetched yet are fed again from PostgreSQL (a row whose data was
+wiped cannot be: its work is recovered by the owning service's reconciliation).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from sqlalchemy import (
     func,
     select,
     text,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
@@ -157,6 +162,21 @@ class OutboxRelay:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
+
+    async def replay_published_since(self, since: datetime) -> int:
+        """Mark rows published since `since` unpublished again (their data intact) and wake
+        the relay; returns how many."""
+        model = self._model
+        async with self._sessionmaker() as session, session.begin():
+            result = await session.execute(
+                update(model)
+                .where(model.published_at >= since, model.type.not_in(SECRET_BEARING_TYPES))
+                .values(published_at=None)
+            )
+        count = int(getattr(result, "rowcount", 0) or 0)
+        log.info("outbox rows to publish again", rows=count, since=since.isoformat())
+        self.wake()
+        return count
 
     async def relay_once(self) -> int:
         """Publish one batch; rows whose publish was acked are marked, then a failure raises."""

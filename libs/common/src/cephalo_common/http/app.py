@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import structlog
@@ -25,7 +26,7 @@ from cephalo_common.db.engine import create_engine, create_sessionmaker, ping
 from cephalo_common.db.outbox import OutboxMixin, OutboxRelay, pending_count
 from cephalo_common.http.metrics import install_metrics
 from cephalo_common.http.problems import install_problem_handlers
-from cephalo_common.ids import uuid7
+from cephalo_common.ids import utc_now, uuid7
 from cephalo_common.logging import configure_logging, get_logger
 from cephalo_common.messaging.broker import Broker, ConsumerSpec
 from cephalo_common.messaging.nats import NatsBroker
@@ -134,8 +135,31 @@ def _start_workers(runtime: Runtime, definition: ServiceDefinition) -> None:
         )
         runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
         _register_outbox_gauge(runtime, definition.outbox_model)
+        _replay_on_store_loss(runtime, runtime.relay)
     for spec in definition.consumers(runtime) if definition.consumers else ():
         runtime.tasks.append(asyncio.create_task(runtime.broker.consume(spec), name=spec.name))
+
+
+def _replay_on_store_loss(runtime: Runtime, relay: OutboxRelay) -> None:
+    """What NATS may have lost is published again from the outbox (see the broker)."""
+    messaging = runtime.settings.messaging
+    broker = runtime.broker
+    if not isinstance(broker, NatsBroker):
+        return
+    if messaging.replay_after_store_loss_seconds > 0:
+        window = timedelta(seconds=messaging.replay_after_store_loss_seconds)
+
+        async def store_lost() -> None:
+            await relay.replay_published_since(utc_now() - window)
+
+        broker.on_store_lost(store_lost)
+    if messaging.replay_before_disconnect_seconds > 0:
+        margin = timedelta(seconds=messaging.replay_before_disconnect_seconds)
+
+        async def reconnected(dropped_at: datetime) -> None:
+            await relay.replay_published_since(dropped_at - margin)
+
+        broker.on_reconnected(reconnected)
 
 
 def _register_outbox_gauge(runtime: Runtime, model: type[OutboxMixin]) -> None:

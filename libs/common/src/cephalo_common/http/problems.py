@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cephalo_common.errors import CephaloError
@@ -16,6 +17,7 @@ from cephalo_common.logging import get_logger
 
 PROBLEM_TYPE_BASE = "https://cephalo.dev/problems/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+BUSY_RETRY_AFTER_SECONDS = 1
 log = get_logger(__name__)
 
 
@@ -74,6 +76,21 @@ def is_data_exception(error: BaseException) -> bool:
     return False
 
 
+def _busy(request: Request, error: Exception) -> JSONResponse:
+    """Every database connection of this process stayed busy for longer than the pool waits:
+    overload, not a fault; the client is told to come back (503, Retry-After)."""
+    log.warning("database pool exhausted", path=request.url.path, error=str(error)[:200])
+    response = problem(
+        503,
+        "Service busy",
+        "The service is at capacity; retry after the given delay.",
+        slug="busy",
+        request=request,
+    )
+    response.headers["Retry-After"] = str(BUSY_RETRY_AFTER_SECONDS)
+    return response
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Database errors get their own registration: the catch-all `Exception` handler runs in
     Starlette's outermost middleware, which re-raises after answering (the server then
@@ -127,6 +144,8 @@ def install_problem_handlers(app: FastAPI) -> None:
                 slug="invalid-input",
                 request=request,
             )
+        if isinstance(error, PoolTimeout):  # raised in a middleware (authentication)
+            return _busy(request, error)
         request_id = getattr(request.state, "request_id", None) or str(uuid7())
         log.error("unhandled error", path=request.url.path, request_id=request_id, exc_info=error)
         response = problem(
@@ -140,6 +159,10 @@ def install_problem_handlers(app: FastAPI) -> None:
         response.headers["X-Request-Id"] = request_id
         return response
 
+    async def on_pool_exhausted(request: Request, error: Exception) -> JSONResponse:
+        return _busy(request, error)
+
+    app.add_exception_handler(PoolTimeout, on_pool_exhausted)
     app.add_exception_handler(CephaloError, on_cephalo_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -3,12 +3,21 @@
 A nats-py pull subscription can stop receiving after a server restart, so the consume
 loop rebuilds it whenever the connection was re-established or a fetch fails for any
 reason other than an empty batch.
+
+A server that comes back without its store (JetStream directory lost) gets every stream
+re-created at reconnect; the broker notices from the streams' creation times and tells its
+`on_store_lost` listeners (the outbox relay re-publishes what the lost store may have held).
+A server that was killed may also have lost the last messages it acknowledged (JetStream
+writes them to disk a moment later): after any reconnect the `on_reconnected` listeners
+learn when the connection dropped (the relay re-publishes what it published just before).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import nats
@@ -18,6 +27,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
+from cephalo_common.ids import utc_now
 from cephalo_common.logging import get_logger
 from cephalo_common.messaging import subjects
 from cephalo_common.messaging.broker import ConsumerSpec, PermanentFailure
@@ -26,6 +36,10 @@ from cephalo_common.messaging.streams import ALL_STREAMS, StreamSpec
 from cephalo_common.settings import NatsSettings
 
 UNANSWERED_FETCHES = 5  # pulls in a row with no answer at all before resubscribing
+ENSURE_ATTEMPTS = 20  # after a reconnect, JetStream may answer a moment after the server
+ENSURE_RETRY_SECONDS = 0.5
+StoreLostListener = Callable[[], Awaitable[None]]
+ReconnectedListener = Callable[[datetime], Awaitable[None]]
 log = get_logger(__name__)
 
 
@@ -43,6 +57,12 @@ class NatsBroker:
         self._ready = asyncio.Event()
         self._generation = 0
         self._connector: asyncio.Task[None] | None = None
+        self._created: dict[str, datetime | None] = {}
+        self._store_lost_listeners: list[StoreLostListener] = []
+        self._reconnected_listeners: list[ReconnectedListener] = []
+        self._disconnected_at: datetime | None = None
+        self._ensurer: asyncio.Task[None] | None = None
+        self._ensuring = asyncio.Lock()
 
     @property
     def connected(self) -> bool:
@@ -54,11 +74,22 @@ class NatsBroker:
     async def wait_connected(self, timeout: float | None = None) -> None:
         await asyncio.wait_for(self._ready.wait(), timeout)
 
+    def on_store_lost(self, listener: StoreLostListener) -> None:
+        """Call `listener` when the server came back with streams newer than the ones this
+        broker saw before: their messages are gone."""
+        self._store_lost_listeners.append(listener)
+
+    def on_reconnected(self, listener: ReconnectedListener) -> None:
+        """Call `listener` with the time the connection dropped, once the streams are
+        ensured after a reconnect to a server that kept its store."""
+        self._reconnected_listeners.append(listener)
+
     async def close(self) -> None:
-        if self._connector is not None:
-            self._connector.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._connector
+        for task in (self._connector, self._ensurer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._nc is not None and not self._nc.is_closed:
             with contextlib.suppress(Exception):
                 await self._nc.close()
@@ -95,10 +126,27 @@ class NatsBroker:
     async def _on_reconnected(self) -> None:
         self._generation += 1
         log.info("nats reconnected")
-        with contextlib.suppress(Exception):
-            await self.ensure_streams()
+        if self._ensurer is None or self._ensurer.done():
+            self._ensurer = asyncio.create_task(self._ensure_after_reconnect())
+
+    async def _ensure_after_reconnect(self) -> None:
+        """Re-create the streams a server without its store lacks; a publish-only service
+        has no consumer whose resubscribe would do it."""
+        for _ in range(ENSURE_ATTEMPTS):
+            try:
+                store_lost = await self.ensure_streams()
+            except Exception as error:  # noqa: BLE001 - JetStream not answering yet
+                log.info("streams not ensured yet after reconnect", error=str(error))
+                await asyncio.sleep(ENSURE_RETRY_SECONDS)
+                continue
+            dropped, self._disconnected_at = self._disconnected_at, None
+            if dropped is not None and not store_lost:
+                await _notify(self._reconnected_listeners, dropped)
+            return
 
     async def _on_disconnected(self) -> None:
+        if self._disconnected_at is None:
+            self._disconnected_at = utc_now()
         log.warning("nats disconnected")
 
     async def _on_error(self, error: Exception) -> None:
@@ -109,9 +157,19 @@ class NatsBroker:
             raise ConnectionError("not connected to NATS")
         return self._js
 
-    async def ensure_streams(self) -> None:
-        """Create or update every declared stream (idempotent)."""
+    async def ensure_streams(self) -> bool:
+        """Create or update every declared stream (idempotent); a stream created anew since
+        this broker last saw it means the server lost its store (returns True)."""
+        async with self._ensuring:
+            renewed = await self._ensure_each_stream()
+        if renewed:
+            log.warning("nats lost its store; streams re-created", streams=renewed)
+            await _notify(self._store_lost_listeners)
+        return bool(renewed)
+
+    async def _ensure_each_stream(self) -> list[str]:
         assert self._js is not None
+        renewed: list[str] = []
         for spec in self._streams:
             config = StreamConfig(
                 name=spec.name,
@@ -119,12 +177,18 @@ class NatsBroker:
                 retention=RetentionPolicy.WORK_QUEUE if spec.work_queue else RetentionPolicy.LIMITS,
                 storage=StorageType.FILE,
                 max_age=spec.max_age_seconds,
-                duplicate_window=spec.duplicate_window_seconds,
+                duplicate_window=self._settings.duplicate_window_seconds
+                or spec.duplicate_window_seconds,
             )
             try:
-                await self._js.add_stream(config)
+                info = await self._js.add_stream(config)
             except BadRequestError:
-                await self._js.update_stream(config)
+                info = await self._js.update_stream(config)
+            seen = self._created.get(spec.name)
+            self._created[spec.name] = info.created
+            if seen is not None and info.created is not None and info.created != seen:
+                renewed.append(spec.name)
+        return renewed
 
     async def publish(self, subject: str, envelope: Envelope) -> None:
         headers = {
@@ -240,6 +304,14 @@ class NatsBroker:
             subjects.dead_letter(spec.name), message.data, timeout=5, headers=headers
         )
         await message.term()
+
+
+async def _notify(listeners: list[Callable[..., Awaitable[None]]], *args: Any) -> None:
+    for listener in listeners:
+        try:
+            await listener(*args)
+        except Exception as error:  # noqa: BLE001 - one listener must not stop the others
+            log.error("nats listener failed", error=str(error))
 
 
 def _raise_if_cancelled() -> None:
