@@ -60,13 +60,18 @@ SCRIPT = (
 
 @pytest.fixture
 async def ssh_gateway(
-    gateway_settings: Callable[..., AgentGatewaySettings], tmp_path: Path
+    gateway_settings: Callable[..., AgentGatewaySettings],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[RunningGateway]:
-    """A gateway with an SSH account key (from a file) and a temporary remote base."""
+    """A gateway with an SSH account key (from a file) and a temporary remote base; plain
+    scripts take the shell fast path unless the test is parametrized with "runner"."""
     key_file = tmp_path / "ssh-account.key"
     key_file.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
     settings = gateway_settings(
-        ssh_account_key_file=key_file, ssh_remote_base=str(tmp_path / "remote-home")
+        ssh_account_key_file=key_file,
+        ssh_remote_base=str(tmp_path / "remote-home"),
+        ssh_shell_fast_path=getattr(request, "param", "fast") == "fast",
     )
     async with gateway_running(settings) as running:
         yield running
@@ -133,6 +138,7 @@ async def dispatch_script(
     return ticket
 
 
+@pytest.mark.parametrize("ssh_gateway", ["fast", "runner"], indirect=True)
 async def test_a_dispatched_step_runs_on_an_ssh_target_and_streams_its_log(
     ssh_gateway: RunningGateway,
     space: Space,
@@ -173,7 +179,8 @@ async def test_a_dispatched_step_runs_on_an_ssh_target_and_streams_its_log(
     second = await dispatch_script(orchestrator, space, machine["id"], "echo again")
     again = await events.wait_finished(second)
     assert (again.exit_code, events.lines(second)) == (0, ["again"])
-    assert ssh_gateway.gateway.ssh.pool.runner_uploads == 1
+    fast = ssh_gateway.gateway.settings.ssh_shell_fast_path
+    assert ssh_gateway.gateway.ssh.pool.runner_uploads == (0 if fast else 1)
 
 
 async def test_a_changed_host_key_fails_the_next_step_and_is_audited(
@@ -338,6 +345,7 @@ def test_a_malformed_account_key_is_refused_at_start() -> None:
     assert account_cipher(base64.b64encode(os.urandom(32)).decode()) is not None
 
 
+@pytest.mark.parametrize("ssh_gateway", ["fast", "runner"], indirect=True)
 async def test_an_ssh_step_times_out_or_is_cancelled_frees_its_session_and_stops_its_processes(
     ssh_gateway: RunningGateway,
     space: Space,
