@@ -474,6 +474,7 @@ class ScriptRunDriver:
                     self._publish_lines(session, run, lines)
                     await self._advance(Repositories(session), run, lines)
 
+        tail: list[ProcessOutput] = []
         step = run_ssh_step(
             ssh.runner,
             endpoint,
@@ -481,6 +482,7 @@ class ScriptRunDriver:
             publish_lines,
             timeout_seconds=dispatch.timeout_seconds,
             keep=self._keeper(ssh, run, endpoint),
+            tail=tail,
         )
         try:
             finished = await _unless_cancelled(step, cancel)
@@ -489,7 +491,7 @@ class ScriptRunDriver:
             return
         _, explanation = outcome_of(finished.exit_code)
         await self._finish(
-            run, finished.exit_code, finished.error or explanation, gathered=finished
+            run, finished.exit_code, finished.error or explanation, tail, gathered=finished
         )
 
     async def _attempt_drop(self, run: ScriptRun, machine: Machine) -> None:
