@@ -24,6 +24,7 @@ import asyncssh
 import nats
 import pytest
 from nats.aio.msg import Msg
+from sqlalchemy import update
 
 from cephalo_agent_gateway.db.models import ScriptRun
 from cephalo_agent_gateway.domain.ssh_service import account_cipher
@@ -43,6 +44,7 @@ from cephalo_agent_gateway.testing.harness import (
 from cephalo_agent_gateway.testing.sshd import Sshd
 from cephalo_common.agent_protocol import ExitCodes
 from cephalo_common.contracts import PackageAcquisitionV1
+from cephalo_common.db.session import unit_of_work
 from cephalo_common.embedded import free_port
 from cephalo_common.messaging.artifacts import TaskArtifactStore
 from cephalo_common.messaging.envelope import Envelope
@@ -483,3 +485,43 @@ async def test_deployment_steps_on_one_ssh_target_run_one_at_a_time(
         finished = await events.wait_finished(ticket)
         assert finished.exit_code == 0, finished.error
         assert events.lines(ticket) == ["done"]
+
+
+async def test_a_fast_step_found_running_after_a_restart_reports_what_the_target_recorded(
+    ssh_gateway: RunningGateway,
+    space: Space,
+    sshd: Sshd,
+    client_key: asyncssh.SSHKey,
+    events: StepEvents,
+    orchestrator: Orchestrator,
+) -> None:
+    """A run left Running (as by a gateway that stopped mid-step) is not run again; the
+    exit code the fast path recorded on the host is named in its error."""
+    machine = await register_ssh(ssh_gateway, space, sshd, client_key)
+    ticket = await dispatch_script(orchestrator, space, machine["id"], "echo once; exit 5")
+    assert (await events.wait_finished(ticket)).exit_code == 5
+    async with unit_of_work(ssh_gateway.app.state.runtime.sessionmaker) as session:
+        await session.execute(
+            update(ScriptRun)
+            .where(ScriptRun.ticket == ticket)
+            .values(
+                state="Running",
+                outcome=None,
+                exit_code=None,
+                error=None,
+                finished_at=None,
+                driver=None,
+                lease_until=None,
+            )
+        )
+    ssh_gateway.gateway.supervisor.wake()
+
+    async def noted() -> bool:
+        run = await script_run(ssh_gateway, ticket)
+        return run is not None and run.state == "Complete" and run.error is not None
+
+    await eventually(noted)
+    run = await script_run(ssh_gateway, ticket)
+    assert run is not None and run.error is not None
+    assert "outcome is unknown (the target recorded exit code 5;" in run.error
+    assert events.lines(ticket).count("once") == 1

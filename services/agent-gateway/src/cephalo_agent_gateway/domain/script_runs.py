@@ -434,11 +434,12 @@ class ScriptRunDriver:
         if self._ssh is None:
             raise RunRefused(f"Machine {machine.name} is an SSH target; SSH is not set up here")
         if run.state != ProcessState.PENDING:
+            recorded = await self._ssh.recorded_outcome(machine, run.ticket)
             await self._finish(
                 run,
                 None,
                 f"Machine {machine.name}: the gateway stopped while the step ran over SSH; "
-                "its outcome is unknown",
+                f"its outcome is unknown{recorded}",
             )
             return
         if cancel.is_set():
