@@ -32,6 +32,7 @@ from cephalo_common.agent_protocol import LogSource, ProcessOutput
 SECRET = "fast-Pa55-w0rd-77"
 SCRIPT = (
     'echo "env: $CEPHALO_VAR_GREETING, cwd: $(basename "$PWD")"\n'
+    'touch made-here; echo "mode: $(stat -c %a made-here)"\n'
     'echo "substituted: #{Greeting} #{Missing.Name}"\n'
     'echo "secret: $(get_octopusvariable Password) #{Password}"\n'
     'echo "secret on stderr: $(get_cephalovariable password)" >&2\n'
@@ -118,6 +119,7 @@ async def test_a_script_step_gives_the_same_log_and_results_on_both_paths(
     assert results.sensitive_output_variables == ["Token"]
     texts = [text for _, text in lines]
     assert "env: hello there, cwd: step" in texts
+    assert any(text.startswith("mode: ") for text in texts), "and the same on both paths"
     assert "substituted: hello there #{Missing.Name}" in texts
     assert "secret: ******** ********" in texts
     assert (LogSource.STDERR, "secret on stderr: ********") in lines

@@ -71,7 +71,7 @@ def fast_path_refusal(action: Mapping[str, Any]) -> str | None:
 def fast_command(work: str) -> str:
     """The exec's command line: no value of the step in it, only the ticket's directory."""
     return (
-        f"umask 077; w={shlex.quote(work)}; case $w in /*) ;; *) w=$PWD/$w ;; esac; "
+        f"m=$(umask); umask 077; w={shlex.quote(work)}; case $w in /*) ;; *) w=$PWD/$w ;; esac; "
         'mkdir -p "$w/step" || exit 2; '
         f"(set -C; : > \"$w/started\") 2>/dev/null || {{ echo '{RAN_BEFORE}'; "
         'cat "$w/exit-code" 2>/dev/null; exit 0; }; '
@@ -100,9 +100,11 @@ def fast_program(
     lines += [
         'export CEPHALO_VARIABLES_FILE="$w/step/step-variables.json" '
         f'CEPHALO_HELPERS="$w/step/cephalo-helpers.sh" CEPHALO_PYTHON={shlex.quote(python)}',
+        'umask "$m"',  # the script creates files as it would under the runner
         f'{SHELLS[syntax]} "$w/step/cephalo-bootstrap.sh" "$w/step/script.sh" </dev/null',
         "code=$?",
         "rm -f step-variables.json",
+        "umask 077",
         'printf \'%s\\n\' "$code" > "$w/exit-code.partial" '
         '&& mv -f "$w/exit-code.partial" "$w/exit-code"',
         'exit "$code"',
