@@ -45,6 +45,8 @@ from bench_agents import (  # tests/bench (this script's directory)
     stop_gateway,
     wait_ready,
 )
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 from sshfarm import BENCH_USER, SshFarm
 from sshrefs import run_ansible, run_bare_asyncssh
 
@@ -320,6 +322,31 @@ async def measure_all(run: Run, farm: SshFarm, stack: SshStack) -> None:
                 )
                 measures.add(what, hosts, sample)
             write_outputs(run, args.output, args.json)  # what is measured so far is kept
+    run.notes.append(await outcomes(stack.running.database_url))
+    write_outputs(run, args.output, args.json)
+
+
+async def outcomes(database_url: str) -> str:
+    """Whether every Cephalo step of the run succeeded (a timing of failed steps is no
+    timing at all)."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    text(
+                        "SELECT outcome, count(*) FROM agent_gateway.script_runs "
+                        "GROUP BY outcome ORDER BY outcome"
+                    )
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    counts = {str(outcome): int(count) for outcome, count in rows}
+    total = sum(counts.values())
+    if set(counts) == {"Success"}:
+        return f"every Cephalo step of the run succeeded ({total} steps)"
+    return f"Cephalo steps by outcome: {counts} ({total} steps)"
 
 
 def machine_facts() -> dict[str, Any]:
