@@ -321,9 +321,8 @@ async def measure_all(run: Run, farm: SshFarm, stack: SshStack) -> None:
                     ["agent-gateway", "postgres+nats"],
                 )
                 measures.add(what, hosts, sample)
-            write_outputs(run, args.output, args.json)  # what is measured so far is kept
     run.notes.append(await outcomes(stack.running.database_url))
-    write_outputs(run, args.output, args.json)
+    write_outputs(run, args.output, args.json)  # only a complete run replaces the last one
 
 
 async def outcomes(database_url: str) -> str:
