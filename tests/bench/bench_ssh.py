@@ -45,6 +45,8 @@ from bench_agents import (  # tests/bench (this script's directory)
     stop_gateway,
     wait_ready,
 )
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 from sshfarm import BENCH_USER, SshFarm
 from sshrefs import run_ansible, run_bare_asyncssh
 
@@ -298,7 +300,7 @@ async def measure_all(run: Run, farm: SshFarm, stack: SshStack) -> None:
     processes = Processes(farm, stack)
     first = await timed(processes, cephalo_dispatch(stack, space_id, machine_ids[:1]), [])
     print(f"registered; first step {first.seconds:.2f} s", flush=True)
-    run.notes.append(f"the first step ever (one target, runner pushed) took {first.seconds:.2f} s")
+    run.notes.append(f"the first step ever (one target) took {first.seconds:.2f} s")
     for hosts in args.hosts:
         targets = machine_ids[:hosts]
         for round_number in range(args.rounds):
@@ -319,7 +321,31 @@ async def measure_all(run: Run, farm: SshFarm, stack: SshStack) -> None:
                     ["agent-gateway", "postgres+nats"],
                 )
                 measures.add(what, hosts, sample)
-            write_outputs(run, args.output, args.json)  # what is measured so far is kept
+    run.notes.append(await outcomes(stack.running.database_url))
+    write_outputs(run, args.output, args.json)  # only a complete run replaces the last one
+
+
+async def outcomes(database_url: str) -> str:
+    """Whether every Cephalo step of the run succeeded (a timing of failed steps is no
+    timing at all)."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    text(
+                        "SELECT outcome, count(*) FROM agent_gateway.script_runs "
+                        "GROUP BY outcome ORDER BY outcome"
+                    )
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    counts = {str(outcome): int(count) for outcome, count in rows}
+    total = sum(counts.values())
+    if set(counts) == {"Success"}:
+        return f"every Cephalo step of the run succeeded ({total} steps)"
+    return f"Cephalo steps by outcome: {counts} ({total} steps)"
 
 
 def machine_facts() -> dict[str, Any]:
@@ -354,6 +380,32 @@ def comparisons(run: Run) -> list[dict[str, Any]]:
             value = measures.median(what, hosts)
             if value is not None:
                 rows.append(row(f"`echo ok` on {hosts} SSH hosts ({what})", value, None, None))
+        rows.extend(cpu_rows(measures, hosts))
+    return rows
+
+
+def cpu_per_target(measures: Measures, what: str, hosts: int) -> float | None:
+    """All the CPU seconds counted for `what` (every process it needs), per host."""
+    cpu = measures.cpu_median(what, hosts)
+    return sum(cpu.values()) / hosts if cpu else None
+
+
+def cpu_rows(measures: Measures, hosts: int) -> list[dict[str, Any]]:
+    """CPU per target: the figure that holds under load (no target, compared only)."""
+    rows: list[dict[str, Any]] = []
+    bare = cpu_per_target(measures, BARE_REFERENCE, hosts)
+    ansible = cpu_per_target(measures, ANSIBLE_REFERENCE, hosts)
+    for what in ("cephalo, new connections", "cephalo, pooled connections"):
+        value = cpu_per_target(measures, what, hosts)
+        if value is None:
+            continue
+        label = f"CPU per target, `echo ok` step on {hosts} SSH targets ({what})"
+        for reference, reference_value in ((ANSIBLE_REFERENCE, ansible), (BARE_REFERENCE, bare)):
+            rows.append({**row(label, value, reference, reference_value), "unit": "CPU s"})
+    for what, value in ((ANSIBLE_REFERENCE, ansible), (BARE_REFERENCE, bare)):
+        if value is not None:
+            label = f"CPU per target, `echo ok` on {hosts} SSH hosts ({what})"
+            rows.append({**row(label, value, None, None), "unit": "CPU s"})
     return rows
 
 
@@ -368,10 +420,10 @@ def row(
     ratio = value / reference_value if reference_value else None
     return {
         "measure": measure,
-        "value": round(value, 2),
+        "value": round(value, 3),
         "unit": "s",
         "reference": reference if reference_value else None,
-        "reference_value": round(reference_value, 2) if reference_value else None,
+        "reference_value": round(reference_value, 3) if reference_value else None,
         "ratio": round(ratio, 2) if ratio is not None else None,
         "target": target if ratio is not None else None,
         "met": (ratio <= limit) if ratio is not None and limit is not None else None,
@@ -388,15 +440,18 @@ in the same run, each round: **Ansible** (`ansible all -m raw -a 'echo ok' -f 50
 from its own venv, default settings: OpenSSH client with its default key exchange,
 ControlPersist, host-key checking on; a fresh control directory per round and its masters
 closed afterwards); a **bare asyncssh fan-out** (connect to every host at once, run `echo ok`,
-close: the practical limit); **Cephalo**: agent-gateway (its own process, production defaults,
-50 SSH sessions at once) with every port registered as an SSH target (host key pinned); one
-`step.dispatch` per target (script `echo ok`) is published on JetStream and every
-`step.finished` waited for. That covers the inbox, the run row, the SSH session, the step
-runner pushed to the host (`python3 runner.pyz`: bash runs the script with the step's
-variables and helper functions), the log lines and `step.finished` through the outbox.
-"New connections" is the first dispatch after the gateway restarted (empty connection pool;
-the runner is already on the hosts); "pooled" the next one. Times are medians of the rounds;
-CPU seconds are of the processes named (sshd: the sshd processes and all their children)."""
+close: the practical limit); **Cephalo**: agent-gateway (its own process, production defaults:
+up to 200 SSH sessions at once, curve25519 key exchange) with every port registered as an SSH
+target (host key pinned); one `step.dispatch` per target (script `echo ok`) is published on
+JetStream and every `step.finished` waited for. That covers the inbox, the run row, the SSH
+session, the step on the host (a plain bash script takes the shell fast path: one exec whose
+shell writes the step's files and runs bash with the step's variables and helper functions;
+no Python), the log lines and `step.finished` through the outbox.
+"New connections" is the first dispatch after the gateway restarted (empty connection pool);
+"pooled" the next one. Times are medians of the rounds; CPU seconds are of the processes
+named (sshd: the sshd processes and all their children). Under load the wall-clock times
+swing with the other work on the machine; the CPU seconds per target (all processes of a
+tool summed, divided by the hosts) are the stable figure."""
 
 
 def write_outputs(run: Run, output: Path, json_output: Path) -> None:
@@ -452,11 +507,16 @@ def section_text(
 
 
 def table_row(r: dict[str, Any]) -> str:
-    reference_value = "" if r["reference_value"] is None else f"{r['reference_value']:.2f} s"
+    unit = r["unit"]
+    digits = 3 if unit == "CPU s" else 2
+    reference_value = (
+        "" if r["reference_value"] is None else f"{r['reference_value']:.{digits}f} {unit}"
+    )
     ratio = "" if r["ratio"] is None else str(r["ratio"])
     met = "" if r["met"] is None else ("yes" if r["met"] else "no")
     return (
-        f"| {r['measure']} | {r['value']:.2f} s | {r['reference'] or ''} | {reference_value} | "
+        f"| {r['measure']} | {r['value']:.{digits}f} {unit} | {r['reference'] or ''} | "
+        f"{reference_value} | "
         f"{ratio} | {r['target'] or ''} | {met} |"
     )
 

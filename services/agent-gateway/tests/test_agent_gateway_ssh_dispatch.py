@@ -24,6 +24,7 @@ import asyncssh
 import nats
 import pytest
 from nats.aio.msg import Msg
+from sqlalchemy import update
 
 from cephalo_agent_gateway.db.models import ScriptRun
 from cephalo_agent_gateway.domain.ssh_service import account_cipher
@@ -43,6 +44,7 @@ from cephalo_agent_gateway.testing.harness import (
 from cephalo_agent_gateway.testing.sshd import Sshd
 from cephalo_common.agent_protocol import ExitCodes
 from cephalo_common.contracts import PackageAcquisitionV1
+from cephalo_common.db.session import unit_of_work
 from cephalo_common.embedded import free_port
 from cephalo_common.messaging.artifacts import TaskArtifactStore
 from cephalo_common.messaging.envelope import Envelope
@@ -60,13 +62,18 @@ SCRIPT = (
 
 @pytest.fixture
 async def ssh_gateway(
-    gateway_settings: Callable[..., AgentGatewaySettings], tmp_path: Path
+    gateway_settings: Callable[..., AgentGatewaySettings],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[RunningGateway]:
-    """A gateway with an SSH account key (from a file) and a temporary remote base."""
+    """A gateway with an SSH account key (from a file) and a temporary remote base; plain
+    scripts take the shell fast path unless the test is parametrized with "runner"."""
     key_file = tmp_path / "ssh-account.key"
     key_file.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
     settings = gateway_settings(
-        ssh_account_key_file=key_file, ssh_remote_base=str(tmp_path / "remote-home")
+        ssh_account_key_file=key_file,
+        ssh_remote_base=str(tmp_path / "remote-home"),
+        ssh_shell_fast_path=getattr(request, "param", "fast") == "fast",
     )
     async with gateway_running(settings) as running:
         yield running
@@ -133,6 +140,7 @@ async def dispatch_script(
     return ticket
 
 
+@pytest.mark.parametrize("ssh_gateway", ["fast", "runner"], indirect=True)
 async def test_a_dispatched_step_runs_on_an_ssh_target_and_streams_its_log(
     ssh_gateway: RunningGateway,
     space: Space,
@@ -173,7 +181,8 @@ async def test_a_dispatched_step_runs_on_an_ssh_target_and_streams_its_log(
     second = await dispatch_script(orchestrator, space, machine["id"], "echo again")
     again = await events.wait_finished(second)
     assert (again.exit_code, events.lines(second)) == (0, ["again"])
-    assert ssh_gateway.gateway.ssh.pool.runner_uploads == 1
+    fast = ssh_gateway.gateway.settings.ssh_shell_fast_path
+    assert ssh_gateway.gateway.ssh.pool.runner_uploads == (0 if fast else 1)
 
 
 async def test_a_changed_host_key_fails_the_next_step_and_is_audited(
@@ -338,6 +347,7 @@ def test_a_malformed_account_key_is_refused_at_start() -> None:
     assert account_cipher(base64.b64encode(os.urandom(32)).decode()) is not None
 
 
+@pytest.mark.parametrize("ssh_gateway", ["fast", "runner"], indirect=True)
 async def test_an_ssh_step_times_out_or_is_cancelled_frees_its_session_and_stops_its_processes(
     ssh_gateway: RunningGateway,
     space: Space,
@@ -475,3 +485,43 @@ async def test_deployment_steps_on_one_ssh_target_run_one_at_a_time(
         finished = await events.wait_finished(ticket)
         assert finished.exit_code == 0, finished.error
         assert events.lines(ticket) == ["done"]
+
+
+async def test_a_fast_step_found_running_after_a_restart_reports_what_the_target_recorded(
+    ssh_gateway: RunningGateway,
+    space: Space,
+    sshd: Sshd,
+    client_key: asyncssh.SSHKey,
+    events: StepEvents,
+    orchestrator: Orchestrator,
+) -> None:
+    """A run left Running (as by a gateway that stopped mid-step) is not run again; the
+    exit code the fast path recorded on the host is named in its error."""
+    machine = await register_ssh(ssh_gateway, space, sshd, client_key)
+    ticket = await dispatch_script(orchestrator, space, machine["id"], "echo once; exit 5")
+    assert (await events.wait_finished(ticket)).exit_code == 5
+    async with unit_of_work(ssh_gateway.app.state.runtime.sessionmaker) as session:
+        await session.execute(
+            update(ScriptRun)
+            .where(ScriptRun.ticket == ticket)
+            .values(
+                state="Running",
+                outcome=None,
+                exit_code=None,
+                error=None,
+                finished_at=None,
+                driver=None,
+                lease_until=None,
+            )
+        )
+    ssh_gateway.gateway.supervisor.wake()
+
+    async def noted() -> bool:
+        run = await script_run(ssh_gateway, ticket)
+        return run is not None and run.state == "Complete" and run.error is not None
+
+    await eventually(noted)
+    run = await script_run(ssh_gateway, ticket)
+    assert run is not None and run.error is not None
+    assert "outcome is unknown (the target recorded exit code 5;" in run.error
+    assert events.lines(ticket).count("once") == 1

@@ -51,12 +51,15 @@ SECRET = "ssh-Pa55-w0rd-42"
 
 @pytest.fixture
 async def pool(tmp_path: Path) -> AsyncIterator[tuple[SshConnections, list[tuple[str, str]]]]:
+    """The runner path for every step (the shell fast path has its own tests)."""
     audit: list[tuple[str, str]] = []
 
     async def record(endpoint: SshEndpoint, presented: str) -> None:
         audit.append((endpoint.name, presented))
 
-    settings = SshSettings(max_concurrent=2, remote_base=str(tmp_path / "remote-home"))
+    settings = SshSettings(
+        max_concurrent=2, remote_base=str(tmp_path / "remote-home"), shell_fast_path=False
+    )
     connections = SshConnections(settings, on_host_key_changed=record)
     yield connections, audit
     await connections.aclose()

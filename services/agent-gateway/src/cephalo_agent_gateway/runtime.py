@@ -150,6 +150,7 @@ def build_gateway(runtime: Runtime, settings: AgentGatewaySettings) -> Gateway:
             connect_timeout_seconds=settings.ssh_connect_timeout_seconds,
             remote_base=settings.ssh_remote_base,
             python=settings.ssh_python,
+            shell_fast_path=settings.ssh_shell_fast_path,
         ),
     )
     transport = AgentTransport(

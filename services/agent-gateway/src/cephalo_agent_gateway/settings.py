@@ -140,7 +140,7 @@ class AgentGatewaySettings(ServiceSettings):
         None, description="A file holding the SSH account key (used when the key is not set)."
     )
     ssh_max_concurrent_sessions: int = Field(
-        50, ge=1, description="SSH sessions (steps, health checks) open at once in this replica."
+        200, ge=1, description="SSH sessions (steps, health checks) open at once in this replica."
     )
     ssh_connect_timeout_seconds: float = Field(
         15.0, gt=0, description="SSH targets: TCP + handshake timeout, and the host key capture."
@@ -151,6 +151,11 @@ class AgentGatewaySettings(ServiceSettings):
         description="Where on an SSH target the runner and work files live (relative: home).",
     )
     ssh_python: str = Field("python3", min_length=1, description="The Python on SSH targets.")
+    ssh_shell_fast_path: bool = Field(
+        True,
+        description="Run plain bash/sh script steps on SSH targets with one shell exec instead "
+        "of the pushed step runner (same variables, output variables, masking, cancel).",
+    )
 
     def ssh_account_key_text(self) -> str | None:
         """The configured SSH account key, from the setting or its file; None when neither."""

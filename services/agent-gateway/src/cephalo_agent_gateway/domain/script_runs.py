@@ -434,11 +434,12 @@ class ScriptRunDriver:
         if self._ssh is None:
             raise RunRefused(f"Machine {machine.name} is an SSH target; SSH is not set up here")
         if run.state != ProcessState.PENDING:
+            recorded = await self._ssh.recorded_outcome(machine, run.ticket)
             await self._finish(
                 run,
                 None,
                 f"Machine {machine.name}: the gateway stopped while the step ran over SSH; "
-                "its outcome is unknown",
+                f"its outcome is unknown{recorded}",
             )
             return
         if cancel.is_set():
@@ -474,6 +475,7 @@ class ScriptRunDriver:
                     self._publish_lines(session, run, lines)
                     await self._advance(Repositories(session), run, lines)
 
+        tail: list[ProcessOutput] = []
         step = run_ssh_step(
             ssh.runner,
             endpoint,
@@ -481,6 +483,7 @@ class ScriptRunDriver:
             publish_lines,
             timeout_seconds=dispatch.timeout_seconds,
             keep=self._keeper(ssh, run, endpoint),
+            tail=tail,
         )
         try:
             finished = await _unless_cancelled(step, cancel)
@@ -489,7 +492,7 @@ class ScriptRunDriver:
             return
         _, explanation = outcome_of(finished.exit_code)
         await self._finish(
-            run, finished.exit_code, finished.error or explanation, gathered=finished
+            run, finished.exit_code, finished.error or explanation, tail, gathered=finished
         )
 
     async def _attempt_drop(self, run: ScriptRun, machine: Machine) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import asyncssh
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cephalo_agent_gateway.db import models
@@ -84,6 +85,22 @@ class SshTargets:
         except SshUnavailable as error:
             return SshHealth(False, str(error))
         return await self.runner.health(endpoint)
+
+    async def recorded_outcome(self, machine: models.Machine, ticket: str) -> str:
+        """What the target recorded for a step whose gateway stopped while it ran (a fast
+        step writes its exit code there): a note for the step's error, or ""."""
+        try:
+            endpoint = await self.endpoint(machine)
+            code = await self.runner.recorded_exit_code(endpoint, ticket)
+        except (SshUnavailable, OSError, asyncssh.Error, ValueError) as error:
+            log.info("no recorded outcome on the SSH target", ticket=ticket, error=str(error))
+            return ""
+        if code is None:
+            return ""
+        return (
+            f" (the target recorded exit code {code}; its log lines and output variables "
+            "after the stop are lost)"
+        )
 
     async def _refused(self, endpoint: SshEndpoint, presented: str) -> None:
         log.warning(

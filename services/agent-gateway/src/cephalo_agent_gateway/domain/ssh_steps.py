@@ -2,7 +2,7 @@
 
 The log is numbered here (an SSH session has no journal to resume from) and handed to
 `publish` as it arrives (every `flush_seconds`, at most `BATCH_LINES` a call) with service
-messages already described; the results are gathered as on an agent. A lost connection mid-step cannot be resumed: the step finishes with an error
+messages already described (the lines left at the end can be handed back in `tail`); the results are gathered as on an agent. A lost connection mid-step cannot be resumed: the step finishes with an error
 saying its outcome is unknown, never re-run.
 
 Artifacts are handed to `keep` once the step has ended (it fetches and stores their bytes);
@@ -50,16 +50,24 @@ async def run_ssh_step(
     flush_seconds: float = 0.5,
     timeout_seconds: float | None = None,
     keep: KeepArtifact | None = None,
+    tail: list[ProcessOutput] | None = None,
 ) -> StepFinishedV1:
     """The step's `step.finished`; past `timeout_seconds` its session is closed and it
-    finishes with the agent's TimedOut exit code."""
+    finishes with the agent's TimedOut exit code.
+
+    With `tail`, the lines still unpublished when the step ends (already described) are
+    put there instead of published: the caller writes them with `step.finished`, in one
+    transaction (a short step's whole log then costs no transaction of its own)."""
     log = _Log()
     results = StepResults()
     action = {**action_spec(dispatch), "variables": dispatch.variables}
     exit_code: int | None = None
     error: str | None = None
 
-    async def flush() -> None:
+    async def flush(last: bool = False) -> None:
+        if last and tail is not None:
+            tail.extend(results.absorb(log.pending))
+            log.pending.clear()
         while log.pending:
             batch = log.pending[:BATCH_LINES]
             await publish(results.absorb(batch))
@@ -74,6 +82,8 @@ async def run_ssh_step(
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(flush_seconds):
                     await ended.wait()
+            if ended.is_set() and tail is not None:
+                return  # the last lines go to `tail`
             await flush()
 
     flusher = asyncio.create_task(flush_periodically())
@@ -91,10 +101,10 @@ async def run_ssh_step(
     finally:
         ended.set()
         await asyncio.shield(flusher)
-    await flush()  # every line absorbed: the results are complete
+    await flush(last=True)  # every line absorbed: the results are complete
     if keep is not None and exit_code is not None:
         await _keep_artifacts(results, keep, log)
-        await flush()
+        await flush(last=True)
     return StepFinishedV1(
         ticket=dispatch.ticket,
         task_id=dispatch.task_id,

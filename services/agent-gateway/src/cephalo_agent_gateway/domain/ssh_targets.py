@@ -5,12 +5,15 @@
   the connection (`HostKeyChanged`, with both fingerprints) and is reported to
   `on_host_key_changed` for the audit trail. Disabled host-key checking is never used.
 - One pooled connection per target and account, shared by concurrent steps; at most
-  `max_concurrent` sessions at a time across the pool (the gateway's limit).
+  `max_concurrent` sessions at a time across the pool (the gateway's limit, 200 by
+  default: a wide fan-out is not held at a few hosts in flight). Key exchange: curve25519.
 - The runner bundle lives at `<remote_base>/runner/<version>/runner.pyz` and is uploaded
   only when that file is missing (the version is a hash of its sources).
-- A step is one exec channel, no SFTP: the action goes up on stdin into a 0600 file the
-  runner deletes once read, so sensitive values are never on a command line. No PTY is
-  requested; the runner's stdin is at its end.
+- A plain shell script step takes the fast path (`ssh_fastpath`): one exec, no runner, no
+  Python on the host unless the script asks for a variable. Any other step runs the runner.
+- A step is one exec channel, no SFTP: the action (or the fast path's step program) goes up
+  on stdin into a 0600 file the runner deletes once read, so sensitive values are never on a
+  command line. No PTY is requested; the runner's stdin is at its end.
 - Closing a channel does not stop what runs behind it (no PTY, no SIGHUP), so the runner is
   `exec`ed by the session's shell, which sshd made a process group leader, and announces that
   group first: a cancelled or timed-out step gets SIGTERM then SIGKILL sent to the group.
@@ -33,9 +36,19 @@ from functools import lru_cache
 from typing import Any
 
 import asyncssh
+from asyncssh.kex import get_default_kex_algs
 
 from cephalo_agent.steprunner.bundle import build_bundle
+from cephalo_agent.steprunner.errors import StepFailed
 from cephalo_agent_gateway.domain.ssh_accounts import SshAccount
+from cephalo_agent_gateway.domain.ssh_fastpath import (
+    RAN_BEFORE,
+    FastStep,
+    LineSink,
+    fast_command,
+    fast_path_refusal,
+    recorded_exit_code_command,
+)
 from cephalo_common.agent_protocol import LogSource
 from cephalo_common.logging import get_logger
 
@@ -45,6 +58,17 @@ log = get_logger(__name__)
 PROCESS_GROUP_MARKER = "##cephalo-process-group "
 RUNNER_MISSING = "##cephalo-runner-missing"
 KILL_GRACE_SECONDS = 3
+# curve25519 first: the cheapest exchange both sides offer (asyncssh would pick a
+# post-quantum hybrid with an OpenSSH >= 9.9); the rest of asyncssh's list stays a fallback.
+KEX_ALGORITHMS = [
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    *(
+        name.decode()
+        for name in get_default_kex_algs()
+        if not name.startswith((b"curve25519", b"gss-"))
+    ),
+]
 
 
 class SshUnavailable(Exception):
@@ -53,6 +77,10 @@ class SshUnavailable(Exception):
 
 class HostKeyChanged(SshUnavailable):
     pass
+
+
+class AlreadyRan(SshUnavailable):
+    """The ticket's step started on this target before: it is never run twice."""
 
 
 @dataclass(frozen=True)
@@ -74,11 +102,12 @@ class SshEndpoint:
 
 @dataclass(frozen=True)
 class SshSettings:
-    max_concurrent: int = 50
+    max_concurrent: int = 200
     connect_timeout_seconds: float = 15.0
     run_timeout_seconds: float = 3600.0
     remote_base: str = ".cephalo"
     python: str = "python3"
+    shell_fast_path: bool = True
 
 
 @dataclass(frozen=True)
@@ -183,6 +212,7 @@ class SshConnections:
             "agent_path": None,
             "password": account.password,
             "connect_timeout": self.settings.connect_timeout_seconds,
+            "kex_algs": KEX_ALGORITHMS,
         }
         if account.private_key is not None:
             options["client_keys"] = [
@@ -226,7 +256,14 @@ class SshConnections:
             await connection.wait_closed()
 
 
-LineSink = Callable[[LogSource, str], None]
+START_REFUSALS = (RUNNER_MISSING, RAN_BEFORE)
+
+
+@dataclass
+class _Ended:
+    status: int = -1
+    marker: str | None = None
+    after_marker: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -242,26 +279,69 @@ class SshStepRunner:
     async def run_action(
         self, endpoint: SshEndpoint, ticket: str, action: dict[str, Any], on_line: LineSink
     ) -> int:
-        """The runner's exit code; every output line is handed to `on_line` as it arrives.
+        """The step's exit code; every output line is handed to `on_line` as it arrives.
 
-        One exec channel per step: the shell checks the runner is there, writes the action
-        (from stdin, 0600 in a 0700 directory) and `exec`s the runner. Only when the runner
-        is missing does an SFTP session push it, and the step is started again."""
+        A plain shell script takes the fast path (`ssh_fastpath`); any other step runs
+        through the runner."""
         if not _TICKET.match(ticket):
             raise ValueError(f"ticket {ticket!r} is not a safe file name")
-        work = f"{self.base}/work/{ticket}"
+        if self.pool.settings.shell_fast_path and fast_path_refusal(action) is None:
+            return await self._run_fast(endpoint, ticket, action, on_line)
+        return await self._run_with_runner(endpoint, ticket, action, on_line)
+
+    def work_dir(self, ticket: str) -> str:
+        return f"{self.base}/work/{ticket}"
+
+    async def _run_fast(
+        self, endpoint: SshEndpoint, ticket: str, action: dict[str, Any], on_line: LineSink
+    ) -> int:
+        """One exec: the session's shell evaluates the step program sent on stdin."""
+        work = self.work_dir(ticket)
+        step = FastStep(action, work, on_line)
+        try:
+            program = step.program(self.pool.settings.python)
+        except StepFailed as failure:
+            return step.refused(failure)
+        async with self.pool.session(endpoint) as connection:
+            ended = await self._stream(connection, fast_command(work), program, step)
+        if ended.marker == RAN_BEFORE:
+            recorded = ended.after_marker[0] if ended.after_marker else "none recorded"
+            raise AlreadyRan(
+                f"SSH target {endpoint.name}: the step {ticket} was started there before "
+                f"(exit code: {recorded}); it is not run twice"
+            )
+        return step.finish(ended.status)
+
+    async def recorded_exit_code(self, endpoint: SshEndpoint, ticket: str) -> int | None:
+        """What a fast step's script exited with, when the target recorded it."""
+        if not _TICKET.match(ticket):
+            raise ValueError(f"ticket {ticket!r} is not a safe file name")
+        command = recorded_exit_code_command(self.work_dir(ticket))
+        async with self.pool.session(endpoint) as connection:
+            async with asyncio.timeout(self.pool.settings.connect_timeout_seconds):
+                result = await connection.run(command, check=False)
+        text = str(result.stdout or "").strip()
+        return int(text) if text.lstrip("-").isdigit() else None
+
+    async def _run_with_runner(
+        self, endpoint: SshEndpoint, ticket: str, action: dict[str, Any], on_line: LineSink
+    ) -> int:
+        """One exec channel per step: the shell checks the runner is there, writes the action
+        (from stdin, 0600 in a 0700 directory) and `exec`s the runner. Only when the runner
+        is missing does an SFTP session push it, and the step is started again."""
+        work = self.work_dir(ticket)
         spec = json.dumps({**action, "home": self.base, "work_dir": work})
         version, _ = runner_bundle()
         runner = f"{self.base}/runner/{version}/runner.pyz"
         command = self._command(runner, work)
         async with self.pool.session(endpoint) as connection:
-            exit_code = await self._stream(connection, command, spec, on_line)
-            if exit_code is None:
+            ended = await self._stream(connection, command, spec, on_line)
+            if ended.marker == RUNNER_MISSING:
                 await self._push_runner(connection, runner)
-                exit_code = await self._stream(connection, command, spec, on_line)
-        if exit_code is None:
+                ended = await self._stream(connection, command, spec, on_line)
+        if ended.marker == RUNNER_MISSING:
             raise SshUnavailable(f"SSH target {endpoint.name}: the runner could not be pushed")
-        return exit_code
+        return ended.status
 
     def _command(self, runner: str, work: str) -> str:
         action_path = f"{work}/action.json"
@@ -278,14 +358,17 @@ class SshStepRunner:
         )
 
     async def _stream(
-        self, connection: asyncssh.SSHClientConnection, command: str, spec: str, on_line: LineSink
-    ) -> int | None:
-        """The exit code, or None when the runner is missing on the target."""
+        self,
+        connection: asyncssh.SSHClientConnection,
+        command: str,
+        stdin: str,
+        on_line: LineSink,
+    ) -> _Ended:
         group: list[int] = []
         async with asyncio.timeout(self.pool.settings.run_timeout_seconds):
             process = await connection.create_process(command, encoding="utf-8", errors="replace")
             try:
-                return await self._follow(process, spec, on_line, group)
+                return await self._follow(process, stdin, on_line, group)
             except BaseException:
                 if group:
                     await self._kill_group(connection, group[0])
@@ -308,26 +391,31 @@ class SshStepRunner:
     async def _follow(
         self,
         process: asyncssh.SSHClientProcess[str],
-        spec: str,
+        stdin: str,
         on_line: LineSink,
         group: list[int],
-    ) -> int | None:
+    ) -> _Ended:
+        """Lines go to `on_line`, except the markers the command prints before the step:
+        its process group, or a reason it did not start (`marker`, then `after_marker`)."""
         with contextlib.suppress(BrokenPipeError, ConnectionError):  # it exited already
-            process.stdin.write(spec)
+            process.stdin.write(stdin)
             process.stdin.write_eof()
-        missing: list[bool] = []
+        ended = _Ended()
 
         async def pump(reader: asyncssh.SSHReader[str], source: LogSource) -> None:
             async for line in reader:
                 if not line:  # EOF
                     break
                 text = line.rstrip("\r\n")
-                first = not group and not missing and source is LogSource.STDOUT
+                if ended.marker is not None:
+                    ended.after_marker.append(text)
+                    continue
+                first = not group and source is LogSource.STDOUT
                 if first and text.startswith(PROCESS_GROUP_MARKER):
                     group.append(int(text.removeprefix(PROCESS_GROUP_MARKER)))
                     continue
-                if first and text == RUNNER_MISSING:
-                    missing.append(True)
+                if first and text in START_REFUSALS:
+                    ended.marker = text
                     continue
                 on_line(source, text)
 
@@ -335,10 +423,9 @@ class SshStepRunner:
             pump(process.stdout, LogSource.STDOUT), pump(process.stderr, LogSource.STDERR)
         )
         completed = await process.wait()
-        if missing:
-            return None
         status = completed.exit_status
-        return status if status is not None else -1
+        ended.status = status if status is not None else -1
+        return ended
 
     async def fetch(self, endpoint: SshEndpoint, path: str, limit: int) -> bytes:
         """A file the step left on the target (an artifact), at most `limit` bytes."""
