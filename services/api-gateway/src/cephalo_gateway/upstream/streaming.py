@@ -5,8 +5,11 @@ httpx (httpcore and h11, pure Python) costs the gateway about as much CPU per pr
 as the kernel's socket copies do: every 256 KiB read is parsed by h11, copied into and out
 of its receive buffer, and wrapped in a cancel scope. Here the response head is parsed by
 httptools (C), and a `Content-Length` body is then handed on exactly as the event loop
-received it, with no parsing and no copy. One connection per transfer (`Connection:
-close`): a connect on the internal network is nothing next to a package.
+received it, with no parsing and no copy. One connection per transfer, closed by the
+gateway once the answer is read (a connect on the internal network is nothing next to a
+package). The request does not say `Connection: close`: package-feed refuses an oversize
+push before its whole body, and a server that closes a connection with unread bytes resets
+it, losing its own answer; on a kept-alive connection uvicorn discards the rest instead.
 
 Semantics match `UpstreamClient.open`: the upstream timeout bounds the connect and each
 read or write (not the whole transfer), timeouts are 504s, anything else on the wire is a
@@ -271,7 +274,7 @@ def supports(base_url: str) -> bool:
 def _request_head(
     method: str, target: str, host: str, headers: Sequence[Header], chunked: bool
 ) -> bytes:
-    lines = [f"{method} {target} HTTP/1.1", f"host: {host}", "connection: close"]
+    lines = [f"{method} {target} HTTP/1.1", f"host: {host}"]
     lines += [f"{name}: {value}" for name, value in headers if name.lower() != "host"]
     if any(character in line for line in lines for character in "\r\n"):
         raise ValueError("a header line may not contain CR or LF")
