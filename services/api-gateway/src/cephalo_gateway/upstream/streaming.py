@@ -72,7 +72,11 @@ class _Exchange(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Called by `exchange` too: uvloop may schedule it after `create_connection`
+        returns."""
         assert isinstance(transport, asyncio.Transport)
+        if self.transport is transport:
+            return
         self.transport = transport
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
 
@@ -327,7 +331,9 @@ async def exchange(
     protocol = _Exchange(head_only=method == "HEAD")
     with _translated(upstream, timeout):
         async with asyncio.timeout(timeout):
-            await loop.create_connection(lambda: protocol, host, port)
+            transport, _ = await loop.create_connection(lambda: protocol, host, port)
+    if protocol.transport is None:
+        protocol.connection_made(transport)
     declared = any(name.lower() == "content-length" for name, _ in headers)
     chunked = content is not None and not declared
     assert protocol.transport is not None

@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
 
-CHUNK_BYTES = 256 * 1024
+CHUNK_BYTES = 1024 * 1024
+"""One read from a stored blob: a thread hop per read is the download's main fixed cost, so
+fewer, larger reads (at 256 KiB the feed used about a fifth more CPU per GiB served)."""
 
 
 class BlobMissing(Exception):
