@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
+from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -74,11 +75,10 @@ class _Exchange(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Called by `exchange` too: uvloop may schedule it after `create_connection`
         returns."""
-        assert isinstance(transport, asyncio.Transport)
         if self.transport is transport:
             return
-        self.transport = transport
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
 
     def data_received(self, data: bytes) -> None:
         if self.complete:
@@ -239,9 +239,9 @@ class StreamedAnswer:
                     continue
                 if exchange.complete:
                     return
-                if exchange.error is not None:
-                    raise exchange.error
                 with _translated(self._upstream, self._timeout):
+                    if exchange.error is not None:
+                        raise exchange.error
                     async with asyncio.timeout(self._timeout):
                         await exchange.wait()
         finally:
