@@ -20,7 +20,8 @@ import httpx
 from cephalo_common.embedded import die_with_parent, free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
-START_SECONDS = 60
+START_SECONDS = 180
+"""Generous: on a loaded machine a service takes a minute or more to import and start."""
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,16 @@ class Server:
 
 def _wait_ready(process: subprocess.Popen[bytes], probe: str, log_path: Path) -> None:
     deadline = time.monotonic() + START_SECONDS
+    last = "no answer"
     while True:
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(probe, timeout=1, trust_env=False).status_code == 200:
+            answer = httpx.get(probe, timeout=1, trust_env=False)
+            if answer.status_code == 200:
                 return
+            last = f"{answer.status_code} {answer.text[:300]}"
         if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{probe} did not answer; see {log_path}")
+            tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
+            raise RuntimeError(f"{probe} did not answer 200 (last: {last}); {log_path}:\n{tail}")
         time.sleep(0.1)
 
 

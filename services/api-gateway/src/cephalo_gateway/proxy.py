@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.background import BackgroundTask
@@ -33,10 +32,10 @@ from cephalo_gateway.authz import (
 )
 from cephalo_gateway.domain.headers import has_body, request_headers, response_headers
 from cephalo_gateway.domain.identity import Principal
-from cephalo_gateway.domain.routing import Route, resolve_route
+from cephalo_gateway.domain.routing import Route, is_package_transfer, resolve_route
 from cephalo_gateway.errors import ClientDisconnected
 from cephalo_gateway.security import Security
-from cephalo_gateway.upstream.client import UpstreamClient
+from cephalo_gateway.upstream.client import Answer, UpstreamClient
 from cephalo_gateway.upstream.metrics import GatewayMetrics
 from cephalo_gateway.upstream.spaces import SpaceResolver
 
@@ -157,8 +156,12 @@ async def forward(
         host=request.headers.get("host"),
     )
     headers.append(identity)
+    upstreams = gateway.upstreams
+    opener = (
+        upstreams.open_transfer if is_package_transfer(route, request.method) else upstreams.open
+    )
     try:
-        upstream = await gateway.upstreams.open(
+        upstream: Answer = await opener(
             route.upstream,
             request.method,
             route.upstream_path(space_id),
@@ -181,7 +184,7 @@ async def forward(
     return _streamed(upstream, base_url)
 
 
-async def _read_json(upstream: httpx.Response) -> Any:
+async def _read_json(upstream: Answer) -> Any:
     try:
         raw = bytearray()
         async for chunk in upstream.aiter_bytes():
@@ -196,7 +199,7 @@ async def _read_json(upstream: httpx.Response) -> Any:
 
 
 async def _filtered(
-    upstream: httpx.Response,
+    upstream: Answer,
     base_url: str,
     principal: Principal,
     collection: str,
@@ -216,7 +219,7 @@ async def _filtered(
     )
 
 
-async def _octopus_error(upstream: httpx.Response) -> Response:
+async def _octopus_error(upstream: Answer) -> Response:
     """An upstream problem as Octopus clients read errors: `{ErrorMessage, Errors[]}`."""
     body = await _read_json(upstream)
     message = "the request failed"
@@ -233,7 +236,7 @@ async def _octopus_error(upstream: httpx.Response) -> Response:
     )
 
 
-def _streamed(upstream: httpx.Response, upstream_base_url: str) -> StreamingResponse:
+def _streamed(upstream: Answer, upstream_base_url: str) -> StreamingResponse:
     async def body() -> AsyncIterator[bytes]:
         try:
             async for chunk in upstream.aiter_raw():

@@ -149,7 +149,7 @@ class BodyCopy:
 
     def add(self, chunk: bytes, more: bool) -> None:
         self.size += len(chunk)
-        if is_json(self.content_type) and self.size <= MAX_CAPTURED_BYTES:
+        if self.size <= MAX_CAPTURED_BYTES and is_json(self.content_type):
             self.kept += chunk
         if not more:
             self.complete = True

@@ -156,3 +156,16 @@ def octopus_route(raw_path: str) -> Route | None:
     space = unquote(segments[0])
     path = f"{API_PREFIX}/spaces/{segments[0]}/{'/'.join(tail)}"
     return Route(upstream, path, space=space, tail="/" + "/".join(tail))
+
+
+def is_package_transfer(route: Route, method: str) -> bool:
+    """A package push or a package content download: the bulk routes the gateway streams
+    through its lean client (`upstream/streaming.py`)."""
+    if route.upstream is not Upstream.PACKAGE_FEED:
+        return False
+    tail = route.tail.split("/")[1:]
+    if method == "POST":
+        return tail in (["packages"], ["packages", "raw"])
+    if method in ("GET", "HEAD"):
+        return len(tail) == 5 and (tail[0], tail[2], tail[4]) == ("packages", "versions", "content")
+    return False

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 import httpcore
 import httpx
@@ -15,6 +15,7 @@ from cephalo_common.logging import get_logger
 from cephalo_gateway.domain.headers import Header
 from cephalo_gateway.domain.routing import Upstream
 from cephalo_gateway.errors import GatewayTimeout
+from cephalo_gateway.upstream import streaming
 
 log = get_logger(__name__)
 OPENAPI_TIMEOUT_SECONDS = 5.0
@@ -23,6 +24,23 @@ UPSTREAM_READ_BYTES = 256 * 1024
 httpcore's 64 KiB made it split each chunk in four and pay h11 and a cancel scope for every
 piece: the gateway's CPU per GiB proxied fell by about a third (docs/benchmarks.md)."""
 httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = UPSTREAM_READ_BYTES
+
+
+class Answer(Protocol):
+    """What `forward` reads from an upstream: an `httpx.Response` or a
+    `streaming.StreamedAnswer`."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> httpx.Headers: ...
+
+    def aiter_raw(self) -> AsyncIterator[bytes]: ...
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
 
 
 class UpstreamClient:
@@ -78,6 +96,32 @@ class UpstreamClient:
         request = self.http.build_request(method, url, headers=raw_headers, content=content)
         with self._translated(upstream):
             return await self.http.send(request, stream=True)
+
+    async def open_transfer(
+        self,
+        upstream: Upstream,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        headers: Sequence[Header] = (),
+        content: AsyncIterable[bytes] | None = None,
+    ) -> Answer:
+        """`open` for a package push or download, through the lean client when it can."""
+        base = self.urls[upstream]
+        if not streaming.supports(base):
+            return await self.open(
+                upstream, method, path, query=query, headers=headers, content=content
+            )
+        return await streaming.exchange(
+            base,
+            upstream.value,
+            method,
+            path + (f"?{query}" if query else ""),
+            headers=headers,
+            content=content,
+            timeout=self.timeout_seconds,
+        )
 
     async def get_json(
         self, upstream: Upstream, path: str, *, headers: Sequence[Header] = ()
