@@ -501,19 +501,22 @@ class ScriptRunRepository:
         outcome: str,
         dispatch: dict[str, Any],
         finished_at: datetime,
+        started_at: datetime | None = None,
     ) -> bool:
+        """`started_at` for a run that went from Pending straight to Complete."""
+        values: dict[str, Any] = {
+            "state": COMPLETE,
+            "exit_code": exit_code,
+            "error": error,
+            "outcome": outcome,
+            "dispatch": dispatch,
+            "finished_at": finished_at,
+            "lease_until": None,
+        }
+        if started_at is not None:
+            values["started_at"] = started_at
         return await self._guarded_update(
-            ScriptRun.ticket == ticket,
-            ScriptRun.state != COMPLETE,
-            values={
-                "state": COMPLETE,
-                "exit_code": exit_code,
-                "error": error,
-                "outcome": outcome,
-                "dispatch": dispatch,
-                "finished_at": finished_at,
-                "lease_until": None,
-            },
+            ScriptRun.ticket == ticket, ScriptRun.state != COMPLETE, values=values
         )
 
     async def _guarded_update(self, *conditions: Any, values: dict[str, Any]) -> bool:
