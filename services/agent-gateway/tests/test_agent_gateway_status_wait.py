@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from cephalo_agent.config import AgentPaths, load_config
+from cephalo_agent.journal import OUTPUT_FILE
 from cephalo_agent.polling import PollingClient, PollingSettings
 from cephalo_agent.registration import register
 from cephalo_agent.scripts import ScriptService
@@ -25,7 +26,13 @@ from cephalo_agent_gateway.app import create_app
 from cephalo_agent_gateway.db.models import ScriptRun
 from cephalo_agent_gateway.runtime import gateway_of
 from cephalo_agent_gateway.settings import AgentGatewaySettings
-from cephalo_agent_gateway.testing.harness import Orchestrator, Space, StepEvents, unique
+from cephalo_agent_gateway.testing.harness import (
+    Orchestrator,
+    Space,
+    StepEvents,
+    eventually,
+    unique,
+)
 from cephalo_common.agent_protocol import RequestMessage, ResponseMessage
 from cephalo_common.embedded import free_port
 from cephalo_common.testing import serving
@@ -135,3 +142,32 @@ async def test_a_longer_script_is_followed_with_held_status_calls(
         # Polled every 0.05 s, 4 s of script would have cost some 80 calls.
         assert 1 <= len(statuses) <= 6
         assert (await run_row(app, ticket)).state == "Complete"
+
+
+@pytest.mark.timeout(180)
+async def test_a_start_that_answers_complete_after_waiting_for_the_mutex_keeps_its_lines(
+    gateway_settings: Callable[..., AgentGatewaySettings],
+    space: Space,
+    events: StepEvents,
+    orchestrator: Orchestrator,
+    tmp_path: Path,
+) -> None:
+    """The lines of a start answered Complete (here the mutex wait) are published before
+    `step.finished`, which names the last of them."""
+    settings = gateway_settings(port=free_port(), start_wait_seconds=15)
+    home, go = tmp_path / "agent", tmp_path / "go"
+    async with agent_on_gateway(settings, space, home) as (machine, service, _, app):
+        hold = f"i=0; while [ ! -f {go} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done"
+        first = (await orchestrator.dispatch(space, machine, script_body=hold)).data["ticket"]
+        await eventually(lambda: "start_script" in service.methods(first))
+        second = (await orchestrator.dispatch(space, machine, script_body="true")).data["ticket"]
+        output = AgentPaths(home).tickets / second / OUTPUT_FILE
+        await eventually(lambda: output.exists() and "Waiting for" in output.read_text())
+        go.touch()
+        finished = await events.wait_finished(second)
+
+        waiting = f"Waiting for the script isolation mutex 'RunningScript', held by script {first}."
+        assert service.methods(second) == ["start_script", "complete_script"]
+        assert (finished.exit_code, finished.last_log_sequence) == (0, 1)
+        assert (events.lines(second), events.sequences(second)) == ([waiting], [1])
+        assert (await run_row(app, second)).last_log_sequence == 1
