@@ -19,9 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -47,11 +45,10 @@ from cephalo_common.messaging.envelope import Envelope, new_envelope
 from cephalo_common.messaging.nats import NatsBroker
 from cephalo_common.settings import NatsSettings
 from cephalo_common.testing import serving
-from cephalo_dev.benchreport import from_table, write_report
+from cephalo_dev import benchreport
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTION_START = "<!-- bench-agents:start -->"
-SECTION_END = "<!-- bench-agents:end -->"
+NAME = "agents"
 
 
 def rss_mib(pid: int) -> float:
@@ -67,6 +64,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def swarm_cpu_seconds() -> float:
+    """This process's CPU time and its reaped children's: the agents and the scripts they ran."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -76,7 +79,7 @@ def raise_fd_limit() -> None:
 @dataclass
 class Results:
     lines: list[tuple[str, str]] = field(default_factory=list)
-    comparisons: list[dict[str, object]] = field(default_factory=list)
+    comparisons: list[benchreport.Comparison] = field(default_factory=list)
 
     def add(self, what: str, value: str) -> None:
         self.lines.append((what, value))
@@ -87,16 +90,7 @@ class Results:
     ) -> None:
         """A row of `docs/benchmarks/agents.json` (no reference: nothing else is measured)."""
         self.comparisons.append(
-            {
-                "measure": what,
-                "value": round(value, 3),
-                "unit": unit,
-                "reference": None,
-                "reference_value": None,
-                "ratio": None,
-                "target": target,
-                "met": met,
-            }
+            benchreport.Comparison(what, round(value, 3), unit, target=target, met=met)
         )
 
 
@@ -270,7 +264,7 @@ async def dispatch_to_all(nats_url: str, space_id: str, machine_ids: list[str]) 
 
 def cpu_split(gateway_pid: int, before: tuple[float, float]) -> str:
     gateway = cpu_seconds(gateway_pid) - before[0]
-    swarm = cpu_seconds(os.getpid()) - before[1]
+    swarm = swarm_cpu_seconds() - before[1]
     return f"{gateway:.1f} s / {swarm:.1f} s"
 
 
@@ -342,17 +336,19 @@ async def bench_polling(
     )
 
     began = time.monotonic()
-    cpu = cpu_seconds(gateway_pid), cpu_seconds(os.getpid())
+    cpu = cpu_seconds(gateway_pid), swarm_cpu_seconds()
     with profiling(running):
         latencies = await dispatch_to_all(
             running.nats_url, space_id, [member.machine_id for member in agents]
         )
     total = time.monotonic() - began
     gateway_cpu = cpu_seconds(gateway_pid) - cpu[0]
+    swarm_cpu = swarm_cpu_seconds() - cpu[1]
     results.add(f"`echo ok` dispatched to {n} polling agents, all finished", f"{total:.1f} s")
     results.add("  per run, dispatch to step.finished", summary(latencies))
     results.add("  CPU used meanwhile: agent-gateway / swarm", cpu_split(gateway_pid, cpu))
     results.add("  agent-gateway CPU per dispatch", f"{gateway_cpu / n * 1000:.1f} ms")
+    results.add("  agents' CPU per dispatch (swarm and scripts)", f"{swarm_cpu / n * 1000:.1f} ms")
     results.measure(
         f"`echo ok` on {n} polling agents, all finished",
         total,
@@ -361,6 +357,7 @@ async def bench_polling(
         verdict(n, total <= DISPATCH_TARGET_SECONDS),
     )
     results.measure("agent-gateway CPU per polling dispatch", gateway_cpu / n * 1000, "ms")
+    results.measure("agents' CPU per polling dispatch", swarm_cpu / n * 1000, "ms")
 
 
 async def bench_listening(
@@ -373,40 +370,24 @@ async def bench_listening(
     await swarm.wait_connected(agents)
     before = rss_mib(gateway_pid)
     began = time.monotonic()
-    cpu = cpu_seconds(gateway_pid), cpu_seconds(os.getpid())
+    cpu = cpu_seconds(gateway_pid), swarm_cpu_seconds()
     latencies = await dispatch_to_all(
         running.nats_url, space_id, [member.machine_id for member in agents]
     )
     total = time.monotonic() - began
     gateway_cpu = cpu_seconds(gateway_pid) - cpu[0]
+    swarm_cpu = swarm_cpu_seconds() - cpu[1]
     results.add(f"`echo ok` dispatched to {m} listening agents, all finished", f"{total:.1f} s")
     results.add("  per run, dispatch to step.finished", summary(latencies))
     results.add("  CPU used meanwhile: agent-gateway / swarm", cpu_split(gateway_pid, cpu))
     results.add("  agent-gateway CPU per dispatch", f"{gateway_cpu / m * 1000:.1f} ms")
     results.measure(f"`echo ok` on {m} listening agents, all finished", total, "s")
     results.measure("agent-gateway CPU per listening dispatch", gateway_cpu / m * 1000, "ms")
+    results.measure("agents' CPU per listening dispatch", swarm_cpu / m * 1000, "ms")
     grown = (rss_mib(gateway_pid) - before) * 1024 / m
     results.add(
         "agent-gateway memory per listening agent (pooled HTTPS client)", f"{grown:.0f} KiB"
     )
-
-
-def machine() -> list[str]:
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    return [
-        f"{os.cpu_count()} CPU ({model}), {memory:.0f} GiB RAM, "
-        f"{platform.system()} {platform.release()}",
-        f"Python {platform.python_version()}, {__import__('ssl').OPENSSL_VERSION}",
-        f"load average when the run ended: {load} (the machine is shared"
-        + ("; UNDER LOAD: every timing is inflated)" if os.getloadavg()[0] > 3 else ")"),
-    ]
 
 
 METHOD = """\
@@ -422,60 +403,35 @@ over real mutual TLS. Memory is the gateway's resident set growth divided by the
 agents, after 5 s of idle connections. The dispatch publishes one `step.dispatch` per agent
 (script `echo ok`) on JetStream and waits for every `step.finished`: the time covers the
 gateway's whole path (inbox, run row, capabilities, start, complete, outbox) and
-the agent's (spawn bash, journal, answer). Agents and gateway share the same cores, so the
-numbers are a floor for what one gateway process sustains, not a ceiling. "CPU per
-dispatch" is the gateway's CPU seconds during the dispatch divided by the runs: the figure
-to compare across runs on a shared machine (wall times swing with the load)."""
+the agent's (spawn bash, journal, answer). `echo ok` uses nothing of the step runner, so
+it runs as a plain shell script (no Python interpreter per step). Agents and gateway share
+the same cores, so the numbers are a floor for what one gateway process sustains, not a ceiling. "CPU per
+dispatch" is the gateway's CPU seconds during the dispatch divided by the runs, and the
+agents' the swarm process's with the scripts it ran (reaped children): the figures to
+compare across runs on a shared machine (wall times swing with the load)."""
 
 
-def write_section(output: Path, polling: int, listening: int, results: Results) -> None:
+def write_results(output: Path, json_output: Path, title: str, results: Results) -> None:
+    """The section of `docs/benchmarks.md` and `docs/benchmarks/agents.json`, written only
+    once the run is complete (a failed run leaves the previous ones as they were)."""
+    load = benchreport.load_average()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    rows = "\n".join(f"| {what} | {value} |" for what, value in results.lines)
-    section = (
-        f"{SECTION_START}\n## Agents: {polling} polling, {listening} listening\n\n"
-        f"Run {stamp}. Machine: " + "; ".join(machine()) + ".\n\n"
-        f"{METHOD}\n\n| measure | result |\n|---|---|\n{rows}\n{SECTION_END}\n"
+    under = load[0] > benchreport.UNDER_LOAD
+    note = (
+        " Under load: the wall times are inflated; the CPU per dispatch is the stable figure."
+        if under
+        else ""
     )
-    if output.exists():
-        text = output.read_text()
-    else:
-        text = (
-            "# Benchmarks\n\nEach section is written by its benchmark script; run it again "
-            "to refresh the numbers. Benchmarks are not tests: nothing asserts a timing.\n\n"
-        )
-    if SECTION_START in text and SECTION_END in text:
-        head, rest = text.split(SECTION_START, 1)
-        tail = rest.split(SECTION_END, 1)[1].lstrip("\n")
-        text = head + section + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
-    print(f"wrote {output}")
-    title = f"Agents: {polling} polling, {listening} listening"
-    write_report("agents", title, from_table(results.lines), output.parent / "benchmarks")
-
-
-def write_json(output: Path, polling: int, listening: int, results: Results) -> None:
-    """`docs/benchmarks/agents.json`, the machine-readable twin of the section."""
-    load = [round(value, 2) for value in os.getloadavg()]
-    document = {
-        "name": "agents",
-        "title": f"Agents: {polling} polling, {listening} listening",
-        "run_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "system": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version(),
-            "openssl": __import__("ssl").OPENSSL_VERSION,
-        },
-        "load_average": load,
-        "under_load": load[0] > 3,
-        "comparisons": results.comparisons,
-    }
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"wrote {output}")
+    rows = "\n".join(f"| {what} | {value} |" for what, value in results.lines)
+    body = (
+        f"## {title}\n\nRun {stamp}. Machine: "
+        + benchreport.describe_machine(benchreport.machine(), load)
+        + f".{note}\n\n{METHOD}\n\n| measure | result |\n|---|---|\n{rows}\n"
+    )
+    benchreport.write_section(f"bench-{NAME}", body, output)
+    benchreport.write_report(
+        NAME, title, results.comparisons, json_output.parent, extra={"under_load": under}
+    )
 
 
 def main() -> None:
@@ -493,8 +449,8 @@ def main() -> None:
     raise_fd_limit()
     results = Results()
     asyncio.run(bench(args.polling, args.listening, results, args.profile))
-    write_section(args.output, args.polling, args.listening, results)
-    write_json(args.json_output, args.polling, args.listening, results)
+    title = f"Agents: {args.polling} polling, {args.listening} listening"
+    write_results(args.output, args.json_output, title, results)
 
 
 if __name__ == "__main__":
