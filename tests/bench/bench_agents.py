@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import os
 import resource
 import shutil
@@ -45,6 +46,7 @@ from cephalo_common.messaging.envelope import Envelope, new_envelope
 from cephalo_common.messaging.nats import NatsBroker
 from cephalo_common.settings import NatsSettings
 from cephalo_common.testing import serving
+from cephalo_common.urls import LOOPBACK
 from cephalo_dev import benchreport
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,6 +166,7 @@ def start_gateway(running: Stack, profile: Path | None = None) -> None:
             f"{prefix}RELEASE_SERVICE_URL": running.release_url,
             f"{prefix}HEALTH_SCAN_SECONDS": "3600",
             f"{prefix}LOG_LEVEL": "WARNING",
+            f"{prefix}OUTBOUND__ALLOW": json.dumps(list(LOOPBACK)),  # the listening swarm
         }
     )
     log = (running.work / "agent-gateway.log").open("ab")
