@@ -138,7 +138,8 @@ async def test_agent_killed_mid_script_reports_interrupted_and_never_reruns(
     await agent.start()
     await connected(served, space, agent, machine_id)
     executions = tmp_path / "executions"
-    script = f"echo run >> {executions}; echo begun; sleep 1.5; echo after"
+    # Longer than the gateway's 2 s start wait: "begun" arrives while the script still runs.
+    script = f"echo run >> {executions}; echo begun; sleep 4; echo after"
     envelope = await orchestrator.dispatch(space, machine_id, script_body=script)
     ticket = envelope.data["ticket"]
     await eventually(lambda: events.lines(ticket) == ["begun"])
