@@ -101,6 +101,7 @@ TARGET_AGENTS = 1000
 CONNECT_TARGET_SECONDS = 30.0
 IDLE_TARGET_BYTES = 100_000
 DISPATCH_TARGET_SECONDS = 20.0
+SCRIPT = "echo ok"
 
 
 def verdict(n: int, holds: bool) -> bool | None:
@@ -225,7 +226,9 @@ async def create_space(release_url: str) -> str:
         return str(space["id"])
 
 
-async def dispatch_to_all(nats_url: str, space_id: str, machine_ids: list[str]) -> list[float]:
+async def dispatch_to_all(
+    nats_url: str, space_id: str, machine_ids: list[str], script: str = SCRIPT
+) -> list[float]:
     """Publish one trivial step per machine; return each run's dispatch-to-finish seconds."""
     finished: dict[str, float] = {}
     done = asyncio.Event()
@@ -251,7 +254,7 @@ async def dispatch_to_all(nats_url: str, space_id: str, machine_ids: list[str]) 
                 task_id=str(uuid7()),
                 step_run_id=str(uuid7()),
                 machine_id=machine_id,
-                script_body="echo ok",
+                script_body=script,
             )
             envelope = new_envelope(
                 source="cephalo://bench", type=STEP_DISPATCH.type, space=space_id, data=data
@@ -278,7 +281,11 @@ def summary(latencies: list[float]) -> str:
 
 
 async def bench(
-    polling: int, listening: int, results: Results, profile: Path | None = None
+    polling: int,
+    listening: int,
+    results: Results,
+    profile: Path | None = None,
+    script: str = SCRIPT,
 ) -> None:
     work = Path(tempfile.mkdtemp(prefix="cephalo-bench-agents-"))
     work.chmod(0o755)
@@ -291,9 +298,11 @@ async def bench(
             space_id = await create_space(running.release_url)
             swarm = Swarm(work / "swarm", running.gateway_url, space_id)
             try:
-                await bench_polling(swarm, running, space_id, gateway_pid, polling, results)
+                await bench_polling(swarm, running, space_id, gateway_pid, polling, results, script)
                 if listening:
-                    await bench_listening(swarm, running, space_id, gateway_pid, listening, results)
+                    await bench_listening(
+                        swarm, running, space_id, gateway_pid, listening, results, script
+                    )
             finally:
                 await swarm.stop()
     finally:
@@ -301,7 +310,13 @@ async def bench(
 
 
 async def bench_polling(
-    swarm: Swarm, running: Stack, space_id: str, gateway_pid: int, n: int, results: Results
+    swarm: Swarm,
+    running: Stack,
+    space_id: str,
+    gateway_pid: int,
+    n: int,
+    results: Results,
+    script: str = SCRIPT,
 ) -> None:
     idle_gateway = rss_mib(gateway_pid)
     idle_swarm = rss_mib(os.getpid())
@@ -342,7 +357,7 @@ async def bench_polling(
     cpu = cpu_seconds(gateway_pid), swarm_cpu_seconds()
     with profiling(running):
         latencies = await dispatch_to_all(
-            running.nats_url, space_id, [member.machine_id for member in agents]
+            running.nats_url, space_id, [member.machine_id for member in agents], script
         )
     total = time.monotonic() - began
     gateway_cpu = cpu_seconds(gateway_pid) - cpu[0]
@@ -364,7 +379,13 @@ async def bench_polling(
 
 
 async def bench_listening(
-    swarm: Swarm, running: Stack, space_id: str, gateway_pid: int, m: int, results: Results
+    swarm: Swarm,
+    running: Stack,
+    space_id: str,
+    gateway_pid: int,
+    m: int,
+    results: Results,
+    script: str = SCRIPT,
 ) -> None:
     began = time.monotonic()
     agents = await swarm.add(m, mode="listening", prefix="listen")
@@ -375,7 +396,7 @@ async def bench_listening(
     began = time.monotonic()
     cpu = cpu_seconds(gateway_pid), swarm_cpu_seconds()
     latencies = await dispatch_to_all(
-        running.nats_url, space_id, [member.machine_id for member in agents]
+        running.nats_url, space_id, [member.machine_id for member in agents], script
     )
     total = time.monotonic() - began
     gateway_cpu = cpu_seconds(gateway_pid) - cpu[0]
@@ -446,12 +467,15 @@ def main() -> None:
         "--json-output", type=Path, default=ROOT / "docs" / "benchmarks" / "agents.json"
     )
     parser.add_argument(
+        "--script", default=SCRIPT, help="the script dispatched (to compare paths, not for docs)"
+    )
+    parser.add_argument(
         "--profile", type=Path, help="run agent-gateway under cProfile, writing stats here"
     )
     args = parser.parse_args()
     raise_fd_limit()
     results = Results()
-    asyncio.run(bench(args.polling, args.listening, results, args.profile))
+    asyncio.run(bench(args.polling, args.listening, results, args.profile, args.script))
     title = f"Agents: {args.polling} polling, {args.listening} listening"
     write_results(args.output, args.json_output, title, results)
 

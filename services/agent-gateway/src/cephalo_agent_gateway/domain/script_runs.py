@@ -684,11 +684,11 @@ class ScriptRunDriver:
                 artifacts={str(i): artifact for i, artifact in enumerate(gathered.artifacts)},
             )
         fresh = results.absorb(_after(run.last_log_sequence, tail))
+        cursor = (run.last_log_sequence, fresh[-1].sequence) if fresh else None
         async with unit_of_work(self._sessionmaker) as session:
             repos = Repositories(session)
             if fresh:
                 self._publish_lines(session, run, fresh)
-                await self._advance(repos, run, fresh)
             finished = await repos.script_runs.finish(
                 run.ticket,
                 exit_code=exit_code,
@@ -697,7 +697,12 @@ class ScriptRunDriver:
                 dispatch=scrub_secrets(run.dispatch),
                 finished_at=utc_now(),
                 started_at=started_at,
+                cursor=cursor,
             )
+            if cursor is not None:
+                if not finished:  # moved on or finished by another driver: publish nothing
+                    raise StaleRun(run.ticket)
+                run.last_log_sequence = cursor[1]
             if finished:
                 publish.step_finished(
                     session,
