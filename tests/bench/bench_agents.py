@@ -19,8 +19,8 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -46,11 +46,11 @@ from cephalo_common.messaging.envelope import Envelope, new_envelope
 from cephalo_common.messaging.nats import NatsBroker
 from cephalo_common.settings import NatsSettings
 from cephalo_common.testing import serving
-from cephalo_dev.benchreport import from_table, write_report
+from cephalo_common.urls import LOOPBACK
+from cephalo_dev import benchreport
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTION_START = "<!-- bench-agents:start -->"
-SECTION_END = "<!-- bench-agents:end -->"
+NAME = "agents"
 
 
 def rss_mib(pid: int) -> float:
@@ -66,6 +66,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def swarm_cpu_seconds() -> float:
+    """This process's CPU time and its reaped children's: the agents and the scripts they ran."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -75,10 +81,31 @@ def raise_fd_limit() -> None:
 @dataclass
 class Results:
     lines: list[tuple[str, str]] = field(default_factory=list)
+    comparisons: list[benchreport.Comparison] = field(default_factory=list)
 
     def add(self, what: str, value: str) -> None:
         self.lines.append((what, value))
         print(f"{what}: {value}", flush=True)
+
+    def measure(
+        self, what: str, value: float, unit: str, target: str | None = None, met: bool | None = None
+    ) -> None:
+        """A row of `docs/benchmarks/agents.json` (no reference: nothing else is measured)."""
+        self.comparisons.append(
+            benchreport.Comparison(what, round(value, 3), unit, target=target, met=met)
+        )
+
+
+# The issue's targets hold for the full fleet; a smaller run reports them without a verdict.
+TARGET_AGENTS = 1000
+CONNECT_TARGET_SECONDS = 30.0
+IDLE_TARGET_BYTES = 100_000
+DISPATCH_TARGET_SECONDS = 20.0
+SCRIPT = "echo ok"
+
+
+def verdict(n: int, holds: bool) -> bool | None:
+    return holds if n >= TARGET_AGENTS else None
 
 
 @dataclass
@@ -140,6 +167,7 @@ def start_gateway(running: Stack, profile: Path | None = None) -> None:
             f"{prefix}RELEASE_SERVICE_URL": running.release_url,
             f"{prefix}HEALTH_SCAN_SECONDS": "3600",
             f"{prefix}LOG_LEVEL": "WARNING",
+            f"{prefix}OUTBOUND__ALLOW": json.dumps(list(LOOPBACK)),  # the listening swarm
         }
     )
     log = (running.work / "agent-gateway.log").open("ab")
@@ -198,7 +226,9 @@ async def create_space(release_url: str) -> str:
         return str(space["id"])
 
 
-async def dispatch_to_all(nats_url: str, space_id: str, machine_ids: list[str]) -> list[float]:
+async def dispatch_to_all(
+    nats_url: str, space_id: str, machine_ids: list[str], script: str = SCRIPT
+) -> list[float]:
     """Publish one trivial step per machine; return each run's dispatch-to-finish seconds."""
     finished: dict[str, float] = {}
     done = asyncio.Event()
@@ -224,7 +254,7 @@ async def dispatch_to_all(nats_url: str, space_id: str, machine_ids: list[str]) 
                 task_id=str(uuid7()),
                 step_run_id=str(uuid7()),
                 machine_id=machine_id,
-                script_body="echo ok",
+                script_body=script,
             )
             envelope = new_envelope(
                 source="cephalo://bench", type=STEP_DISPATCH.type, space=space_id, data=data
@@ -240,7 +270,7 @@ async def dispatch_to_all(nats_url: str, space_id: str, machine_ids: list[str]) 
 
 def cpu_split(gateway_pid: int, before: tuple[float, float]) -> str:
     gateway = cpu_seconds(gateway_pid) - before[0]
-    swarm = cpu_seconds(os.getpid()) - before[1]
+    swarm = swarm_cpu_seconds() - before[1]
     return f"{gateway:.1f} s / {swarm:.1f} s"
 
 
@@ -251,7 +281,11 @@ def summary(latencies: list[float]) -> str:
 
 
 async def bench(
-    polling: int, listening: int, results: Results, profile: Path | None = None
+    polling: int,
+    listening: int,
+    results: Results,
+    profile: Path | None = None,
+    script: str = SCRIPT,
 ) -> None:
     work = Path(tempfile.mkdtemp(prefix="cephalo-bench-agents-"))
     work.chmod(0o755)
@@ -264,9 +298,11 @@ async def bench(
             space_id = await create_space(running.release_url)
             swarm = Swarm(work / "swarm", running.gateway_url, space_id)
             try:
-                await bench_polling(swarm, running, space_id, gateway_pid, polling, results)
+                await bench_polling(swarm, running, space_id, gateway_pid, polling, results, script)
                 if listening:
-                    await bench_listening(swarm, running, space_id, gateway_pid, listening, results)
+                    await bench_listening(
+                        swarm, running, space_id, gateway_pid, listening, results, script
+                    )
             finally:
                 await swarm.stop()
     finally:
@@ -274,41 +310,82 @@ async def bench(
 
 
 async def bench_polling(
-    swarm: Swarm, running: Stack, space_id: str, gateway_pid: int, n: int, results: Results
+    swarm: Swarm,
+    running: Stack,
+    space_id: str,
+    gateway_pid: int,
+    n: int,
+    results: Results,
+    script: str = SCRIPT,
 ) -> None:
     idle_gateway = rss_mib(gateway_pid)
     idle_swarm = rss_mib(os.getpid())
     began = time.monotonic()
     agents = await swarm.add(n, mode="polling", prefix="poll")
-    results.add(f"register {n} polling agents (16 at a time)", f"{time.monotonic() - began:.1f} s")
+    registered = time.monotonic() - began
+    results.add(f"register {n} polling agents (16 at a time)", f"{registered:.1f} s")
+    results.measure(f"register {n} polling agents", registered, "s")
 
     began = time.monotonic()
     await swarm.start(agents)
     await swarm.wait_connected(agents)
     connect = time.monotonic() - began
     results.add(f"connect {n} polling agents (mutual TLS + WebSocket)", f"{connect:.1f} s")
+    results.measure(
+        f"connect {n} polling agents",
+        connect,
+        "s",
+        f"<= {CONNECT_TARGET_SECONDS:g} s for {TARGET_AGENTS}",
+        verdict(n, connect <= CONNECT_TARGET_SECONDS),
+    )
     await asyncio.sleep(5)  # idle: keep-alive pings only
     per_connection = (rss_mib(gateway_pid) - idle_gateway) * 1024 / n
     per_agent = (rss_mib(os.getpid()) - idle_swarm) * 1024 / n
     results.add("agent-gateway idle memory per polling connection", f"{per_connection:.0f} KiB")
+    results.measure(
+        "agent-gateway idle memory per polling connection",
+        per_connection,
+        "KiB",
+        f"< {IDLE_TARGET_BYTES // 1000} KB",
+        per_connection * 1024 < IDLE_TARGET_BYTES,
+    )
     results.add(
         "swarm memory per agent (client side, with its ScriptService)", f"{per_agent:.0f} KiB"
     )
 
     began = time.monotonic()
-    cpu = cpu_seconds(gateway_pid), cpu_seconds(os.getpid())
+    cpu = cpu_seconds(gateway_pid), swarm_cpu_seconds()
     with profiling(running):
         latencies = await dispatch_to_all(
-            running.nats_url, space_id, [member.machine_id for member in agents]
+            running.nats_url, space_id, [member.machine_id for member in agents], script
         )
     total = time.monotonic() - began
+    gateway_cpu = cpu_seconds(gateway_pid) - cpu[0]
+    swarm_cpu = swarm_cpu_seconds() - cpu[1]
     results.add(f"`echo ok` dispatched to {n} polling agents, all finished", f"{total:.1f} s")
     results.add("  per run, dispatch to step.finished", summary(latencies))
     results.add("  CPU used meanwhile: agent-gateway / swarm", cpu_split(gateway_pid, cpu))
+    results.add("  agent-gateway CPU per dispatch", f"{gateway_cpu / n * 1000:.1f} ms")
+    results.add("  agents' CPU per dispatch (swarm and scripts)", f"{swarm_cpu / n * 1000:.1f} ms")
+    results.measure(
+        f"`echo ok` on {n} polling agents, all finished",
+        total,
+        "s",
+        f"<= {DISPATCH_TARGET_SECONDS:g} s for {TARGET_AGENTS}",
+        verdict(n, total <= DISPATCH_TARGET_SECONDS),
+    )
+    results.measure("agent-gateway CPU per polling dispatch", gateway_cpu / n * 1000, "ms")
+    results.measure("agents' CPU per polling dispatch", swarm_cpu / n * 1000, "ms")
 
 
 async def bench_listening(
-    swarm: Swarm, running: Stack, space_id: str, gateway_pid: int, m: int, results: Results
+    swarm: Swarm,
+    running: Stack,
+    space_id: str,
+    gateway_pid: int,
+    m: int,
+    results: Results,
+    script: str = SCRIPT,
 ) -> None:
     began = time.monotonic()
     agents = await swarm.add(m, mode="listening", prefix="listen")
@@ -317,78 +394,68 @@ async def bench_listening(
     await swarm.wait_connected(agents)
     before = rss_mib(gateway_pid)
     began = time.monotonic()
-    cpu = cpu_seconds(gateway_pid), cpu_seconds(os.getpid())
+    cpu = cpu_seconds(gateway_pid), swarm_cpu_seconds()
     latencies = await dispatch_to_all(
-        running.nats_url, space_id, [member.machine_id for member in agents]
+        running.nats_url, space_id, [member.machine_id for member in agents], script
     )
     total = time.monotonic() - began
+    gateway_cpu = cpu_seconds(gateway_pid) - cpu[0]
+    swarm_cpu = swarm_cpu_seconds() - cpu[1]
     results.add(f"`echo ok` dispatched to {m} listening agents, all finished", f"{total:.1f} s")
     results.add("  per run, dispatch to step.finished", summary(latencies))
     results.add("  CPU used meanwhile: agent-gateway / swarm", cpu_split(gateway_pid, cpu))
+    results.add("  agent-gateway CPU per dispatch", f"{gateway_cpu / m * 1000:.1f} ms")
+    results.measure(f"`echo ok` on {m} listening agents, all finished", total, "s")
+    results.measure("agent-gateway CPU per listening dispatch", gateway_cpu / m * 1000, "ms")
+    results.measure("agents' CPU per listening dispatch", swarm_cpu / m * 1000, "ms")
     grown = (rss_mib(gateway_pid) - before) * 1024 / m
     results.add(
         "agent-gateway memory per listening agent (pooled HTTPS client)", f"{grown:.0f} KiB"
     )
 
 
-def machine() -> list[str]:
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    return [
-        f"{os.cpu_count()} CPU ({model}), {memory:.0f} GiB RAM, "
-        f"{platform.system()} {platform.release()}",
-        f"Python {platform.python_version()}, {__import__('ssl').OPENSSL_VERSION}",
-        f"load average when the run ended: {load} (the machine is shared)",
-    ]
-
-
 METHOD = """\
 `tests/bench/bench_agents.py` (`make bench-agents`) starts its own PostgreSQL and NATS (the
 embedded wheels), release-service in the benchmark process, and agent-gateway as a separate
-process with its production defaults (one uvicorn worker; `STATUS_POLL_SECONDS` 0.5;
-health checks disabled so they do not mix into the numbers). The agents form a swarm in the
+process with its production defaults (one uvicorn worker; agents with
+`script-status-wait/v1` answer `start_script` once the script is done, within
+`START_WAIT_SECONDS` 2, and hold `get_status` open up to `STATUS_WAIT_SECONDS` 10; health
+checks disabled so they do not mix into the numbers). The agents form a swarm in the
 benchmark process (`tests/bench/swarm.py`): each has its own certificate, data directory,
 journal and ScriptService, registers with the real `register()` and speaks the real protocol
 over real mutual TLS. Memory is the gateway's resident set growth divided by the number of
 agents, after 5 s of idle connections. The dispatch publishes one `step.dispatch` per agent
 (script `echo ok`) on JetStream and waits for every `step.finished`: the time covers the
-gateway's whole path (inbox, run row, capabilities, start, status, complete, outbox) and
-the agent's (spawn bash, journal, answer). Agents and gateway share the same cores, so the
-numbers are a floor for what one gateway process sustains, not a ceiling."""
+gateway's whole path (inbox, run row, capabilities, start, complete, outbox) and
+the agent's (spawn bash, journal, answer). `echo ok` uses nothing of the step runner, so
+it runs as a plain shell script (no Python interpreter per step). Agents and gateway share
+the same cores, so the numbers are a floor for what one gateway process sustains, not a ceiling. "CPU per
+dispatch" is the gateway's CPU seconds during the dispatch divided by the runs, and the
+agents' the swarm process's with the scripts it ran (reaped children): the figures to
+compare across runs on a shared machine (wall times swing with the load)."""
 
 
-def write_section(output: Path, polling: int, listening: int, results: Results) -> None:
+def write_results(output: Path, json_output: Path, title: str, results: Results) -> None:
+    """The section of `docs/benchmarks.md` and `docs/benchmarks/agents.json`, written only
+    once the run is complete (a failed run leaves the previous ones as they were)."""
+    load = benchreport.load_average()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    rows = "\n".join(f"| {what} | {value} |" for what, value in results.lines)
-    section = (
-        f"{SECTION_START}\n## Agents: {polling} polling, {listening} listening\n\n"
-        f"Run {stamp}. Machine: " + "; ".join(machine()) + ".\n\n"
-        f"{METHOD}\n\n| measure | result |\n|---|---|\n{rows}\n{SECTION_END}\n"
+    under = load[0] > benchreport.UNDER_LOAD
+    note = (
+        " Under load: the wall times are inflated; the CPU per dispatch is the stable figure."
+        if under
+        else ""
     )
-    if output.exists():
-        text = output.read_text()
-    else:
-        text = (
-            "# Benchmarks\n\nEach section is written by its benchmark script; run it again "
-            "to refresh the numbers. Benchmarks are not tests: nothing asserts a timing.\n\n"
-        )
-    if SECTION_START in text and SECTION_END in text:
-        head, rest = text.split(SECTION_START, 1)
-        tail = rest.split(SECTION_END, 1)[1].lstrip("\n")
-        text = head + section + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
-    print(f"wrote {output}")
-    title = f"Agents: {polling} polling, {listening} listening"
-    write_report("agents", title, from_table(results.lines), output.parent / "benchmarks")
+    rows = "\n".join(f"| {what} | {value} |" for what, value in results.lines)
+    body = (
+        f"## {title}\n\nRun {stamp}. Machine: "
+        + benchreport.describe_machine(benchreport.machine(), load)
+        + f".{note}\n\n{METHOD}\n\n| measure | result |\n|---|---|\n{rows}\n"
+    )
+    benchreport.write_section(f"bench-{NAME}", body, output)
+    benchreport.write_report(
+        NAME, title, results.comparisons, json_output.parent, extra={"under_load": under}
+    )
 
 
 def main() -> None:
@@ -397,13 +464,20 @@ def main() -> None:
     parser.add_argument("--listening", type=int, default=100)
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument(
+        "--json-output", type=Path, default=ROOT / "docs" / "benchmarks" / "agents.json"
+    )
+    parser.add_argument(
+        "--script", default=SCRIPT, help="the script dispatched (to compare paths, not for docs)"
+    )
+    parser.add_argument(
         "--profile", type=Path, help="run agent-gateway under cProfile, writing stats here"
     )
     args = parser.parse_args()
     raise_fd_limit()
     results = Results()
-    asyncio.run(bench(args.polling, args.listening, results, args.profile))
-    write_section(args.output, args.polling, args.listening, results)
+    asyncio.run(bench(args.polling, args.listening, results, args.profile, args.script))
+    title = f"Agents: {args.polling} polling, {args.listening} listening"
+    write_results(args.output, args.json_output, title, results)
 
 
 if __name__ == "__main__":

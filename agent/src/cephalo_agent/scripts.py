@@ -130,6 +130,21 @@ class _Run:
     abort: asyncio.Event = field(default_factory=asyncio.Event)  # stops a wait for the mutex
     task: asyncio.Task[None] | None = None
     mutex: str | None = None  # the isolation mutex this run holds
+    changed: asyncio.Event = field(default_factory=asyncio.Event)  # replaced on every news
+
+    def touch(self) -> None:
+        """Wake the calls waiting for news of this run (a line or the end)."""
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    async def news(self, after: int, seconds: float | None) -> None:
+        """Return once there is a line after `after` or the run is done, or after `seconds`."""
+        if not seconds:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                while not self.done.is_set() and self.journal.last_sequence <= after:
+                    await self.changed.wait()
 
     @property
     def ticket(self) -> str:
@@ -193,10 +208,17 @@ class ScriptService:
             self._active[ticket] = existing
             existing.task = asyncio.create_task(self._execute(existing, command), name=ticket)
         await existing.started.wait()
+        if command.wait_seconds:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(command.wait_seconds):
+                    await existing.done.wait()
         return self._status(existing, 0)
 
     async def get_status(self, request: ScriptTicketRequest) -> ScriptStatusResponse:
-        return self._status(self._require(request.ticket), request.last_log_sequence)
+        """With `wait_seconds`, held open until there is news (see `ScriptTicketRequest`)."""
+        run = self._require(request.ticket)
+        await run.news(request.last_log_sequence, request.wait_seconds)
+        return self._status(run, request.last_log_sequence)
 
     async def cancel_script(self, request: ScriptTicketRequest) -> ScriptStatusResponse:
         """Kill the script's whole process group; it completes with exit code -1."""
@@ -332,6 +354,7 @@ class ScriptService:
                 LogSource.STDOUT,
                 f"Waiting for the script isolation mutex {name!r}, held by script {holder}.",
             )
+            run.touch()
         run.started.set()
         timeout = command.isolation_mutex_timeout_seconds
         acquired = await self.mutexes.acquire(name, run.ticket, timeout, run.abort)
@@ -435,6 +458,7 @@ class ScriptService:
     def _emit(self, run: _Run, source: LogSource, raw: bytes) -> None:
         text = raw.decode("utf-8", "replace").removesuffix("\r")
         run.journal.append(source, run.masker(text))
+        run.touch()
 
     async def _watch_orphan(self, run: _Run) -> None:
         """A process group from before a restart: enforce its deadline, wait for it to end."""
@@ -474,6 +498,7 @@ class ScriptService:
         with contextlib.suppress(OSError):
             (self.work_dir / run.ticket / VARIABLES_FILE).unlink(missing_ok=True)
         run.done.set()
+        run.touch()
         self._active.pop(run.ticket, None)
         self._remember_completed(run)
         log.info("script %s completed with exit code %d", run.ticket, exit_code)

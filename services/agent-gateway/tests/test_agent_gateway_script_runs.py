@@ -72,6 +72,8 @@ async def test_a_dispatched_step_runs_on_the_agent_and_streams_its_log(
     assert start.params["variables"] == {"Password": "s3cret", "Greeting": "hi"}
     assert start.params["sensitive_variables"] == ["Password"]
     assert (start.params["syntax"], start.params["timeout_seconds"]) == ("sh", 60)
+    statuses = agent.calls_of("get_status", ticket)
+    assert all("wait_seconds" not in call.params for call in [start, *statuses])  # old agent
     assert agent.calls[0].method == "get_capabilities"
     assert len(agent.calls_of("complete_script", ticket)) == 1
     assert agent.scripts[ticket].completed

@@ -74,6 +74,33 @@ def test_an_older_agent_runs_plain_scripts_and_refuses_typed_steps() -> None:
         plan_script(dispatch(action_type="cephalo.deploy-package"), capabilities(), "web-01")
 
 
+def test_a_plain_shell_script_skips_the_runner_and_its_secrets() -> None:
+    plan = plan_script(dispatch(), capabilities(STEP_RUNNER_FEATURE), "web-01")
+    assert not plan.via_runner and plan.script_body == "echo hi"
+    assert plan.syntax is ScriptSyntax.BASH
+    assert (plan.variables, plan.sensitive_variables) == ({"Name": "web"}, [])
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"script_body": "echo #{Name}"},
+        {"script_body": "set_octopusvariable Color blue"},
+        {"script_body": "echo $(get_cephalovariable Password)"},
+        {"script_body": "new_OctopusArtifact report.txt"},
+        {"script_body": "fail_step 'no'"},
+        {"script_body": "echo \"##cephalo[setVariable name='Qw==' value='Yg==']\""},
+        {"script_body": "print('hi')", "syntax": "python"},
+        {"script_body": "", "action_properties": {"Octopus.Action.Script.ScriptBody": "echo"}},
+        {"action_type": "cephalo.deploy-package"},
+    ],
+    ids=["substitution", "helper", "get", "artifact", "fail", "message", "python", "empty", "pkg"],
+)
+def test_a_step_that_uses_the_runner_goes_through_it(fields: dict[str, object]) -> None:
+    plan = plan_script(dispatch(**fields), capabilities(STEP_RUNNER_FEATURE), "web-01")
+    assert plan.via_runner and plan.script_body == RUNNER_BOOTSTRAP
+
+
 def line(sequence: int, text: str, source: LogSource = LogSource.STDOUT) -> ProcessOutput:
     return ProcessOutput(sequence=sequence, source=source, text=text, time="")
 

@@ -134,20 +134,29 @@ async def test_deployment_steps_on_a_target_run_one_at_a_time(
     orchestrator: Orchestrator,
     tmp_path: Path,
 ) -> None:
-    """FullIsolation: the second step waits for the target's mutex and says so."""
+    """FullIsolation: the second step waits for the target's mutex and says so.
+
+    The first step holds the mutex until the test lets it go: the gateway holds `start_script`
+    until a short script is done, so the first step's output says nothing about whether it
+    still runs (it may arrive with its end)."""
     agent = await real_agents(served, space)
-    order = tmp_path / "order"
+    order, go = tmp_path / "order", tmp_path / "go"
+    hold = f"i=0; while [ ! -f {go} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done"
     first = await orchestrator.dispatch(
         space,
         agent.machine_id,
-        script_body=f"echo 1-start >> {order}; echo started; sleep 1; echo 1-end >> {order}",
+        script_body=f"echo 1-start >> {order}; {hold}; echo 1-end >> {order}",
     )
-    await eventually(lambda: events.lines(first.data["ticket"]) == ["started"])
+    await eventually(lambda: order.exists() and order.read_text().split() == ["1-start"])
     second = await orchestrator.dispatch(space, agent.machine_id, script_body=f"echo 2 >> {order}")
-    await events.wait_finished(second.data["ticket"])
-    assert order.read_text().split() == ["1-start", "1-end", "2"]
-    waited = events.lines(second.data["ticket"])
-    assert waited == [
+    waiting = (
         f"Waiting for the script isolation mutex 'RunningScript', held by script "
         f"{first.data['ticket']}."
-    ]
+    )
+    await eventually(lambda: events.lines(second.data["ticket"]) == [waiting])
+    assert order.read_text().split() == ["1-start"]
+    go.touch()
+    finished = await events.wait_finished(second.data["ticket"])
+    assert order.read_text().split() == ["1-start", "1-end", "2"]
+    assert events.lines(second.data["ticket"]) == [waiting]
+    assert finished.last_log_sequence == 1

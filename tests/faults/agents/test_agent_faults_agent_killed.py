@@ -138,7 +138,8 @@ async def test_agent_killed_mid_script_reports_interrupted_and_never_reruns(
     await agent.start()
     await connected(served, space, agent, machine_id)
     executions = tmp_path / "executions"
-    script = f"echo run >> {executions}; echo begun; sleep 1.5; echo after"
+    # Longer than the gateway's 2 s start wait: "begun" arrives while the script still runs.
+    script = f"echo run >> {executions}; echo begun; sleep 4; echo after"
     envelope = await orchestrator.dispatch(space, machine_id, script_body=script)
     ticket = envelope.data["ticket"]
     await eventually(lambda: events.lines(ticket) == ["begun"])
@@ -165,8 +166,11 @@ async def test_agent_killed_after_the_script_ended_answers_from_its_journal(
     agent_process: Callable[[], AgentProcess],
     tmp_path: Path,
 ) -> None:
-    """The gateway polls slowly here, so it cannot learn the outcome before the kill."""
-    async with serve_another_gateway(status_poll_seconds=2.0) as served:
+    """The gateway polls slowly here (and does not ask the agent to hold its calls open), so
+    it cannot learn the outcome before the kill."""
+    async with serve_another_gateway(
+        status_poll_seconds=2.0, start_wait_seconds=0, status_wait_seconds=0
+    ) as served:
         agent = agent_process()
         machine_id = await asyncio.to_thread(agent.register, served.url, space, "polling")
         await agent.start()

@@ -12,12 +12,15 @@ order, no duplicates) and the exit code — in both modes.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cephalo_agent_gateway.settings import AgentGatewaySettings
 from cephalo_agent_gateway.testing.fault_proxy import FaultProxy
+from cephalo_agent_gateway.testing.fixtures import ServedGateway, serve_gateway
 from cephalo_agent_gateway.testing.harness import Orchestrator, Space, StepEvents, eventually
 from cephalo_common.agent_protocol import RequestMessage, ResponseMessage
 from cephalo_common.embedded import free_port
@@ -26,6 +29,16 @@ pytestmark = pytest.mark.faults
 
 METHODS = ["get_capabilities", "start_script", "get_status", "complete_script"]
 LINES = [f"line {n}" for n in range(1, 7)]
+
+
+@pytest.fixture
+async def served(
+    gateway_settings: Callable[..., AgentGatewaySettings],
+) -> AsyncIterator[ServedGateway]:
+    """A gateway that waits only briefly on `start_script`, so that the script is still
+    running when the start answers and `get_status` (held open) has its turn too."""
+    async with serve_gateway(gateway_settings(start_wait_seconds=0.1)) as running_gateway:
+        yield running_gateway
 
 
 class ResponseKiller:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from cephalo_agent_gateway.api import routers
+from cephalo_agent_gateway.api.overload import install_overload_handler
 from cephalo_agent_gateway.db.models import OutboxEvent
 from cephalo_agent_gateway.events.consumers import consumers
 from cephalo_agent_gateway.runtime import (
@@ -20,7 +21,7 @@ SERVICE_NAME = "agent-gateway"
 
 
 def create_app(settings: AgentGatewaySettings | None = None) -> FastAPI:
-    return create_service_app(
+    app = create_service_app(
         ServiceDefinition(
             name=SERVICE_NAME,
             settings=settings or AgentGatewaySettings(),
@@ -33,3 +34,5 @@ def create_app(settings: AgentGatewaySettings | None = None) -> FastAPI:
             description="Deployment targets, their trust and connections; runs steps on agents.",
         )
     )
+    install_overload_handler(app)
+    return app

@@ -162,6 +162,8 @@ def build_gateway(runtime: Runtime, settings: AgentGatewaySettings) -> Gateway:
         RunSettings(
             pickup_timeout_seconds=settings.pickup_timeout_seconds,
             status_poll_seconds=settings.status_poll_seconds,
+            start_wait_seconds=settings.start_wait_seconds,
+            status_wait_seconds=settings.status_wait_seconds,
             capabilities_cache_seconds=settings.capabilities_cache_seconds,
             isolation_mutex_timeout_seconds=settings.script_isolation_mutex_timeout_seconds,
         ),
@@ -174,6 +176,7 @@ def build_gateway(runtime: Runtime, settings: AgentGatewaySettings) -> Gateway:
         SupervisorSettings(
             replica=settings.replica_name,
             scan_seconds=settings.run_scan_seconds,
+            gather_seconds=settings.run_claim_gather_seconds,
             lease_seconds=settings.run_lease_seconds,
             heartbeat_seconds=settings.run_heartbeat_seconds,
         ),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 
-from cephalo_common.agent_protocol import POLLING_PATH
+from cephalo_common.agent_protocol import MAX_WAIT_SECONDS, POLLING_PATH
 from cephalo_common.settings import ServiceSettings, service_config
 
 _WILDCARD_HOSTS = {"0.0.0.0", "::", ""}
@@ -42,13 +42,36 @@ class AgentGatewaySettings(ServiceSettings):
         description="How long a script run waits for its machine to (re)connect before failing.",
     )
     status_poll_seconds: float = Field(
-        0.5, gt=0, description="Pause between two `get_status` calls of a running script."
+        0.5,
+        gt=0,
+        description="Least time between two `get_status` calls of a running script (without "
+        "the status-wait feature: the pause between them).",
+    )
+    start_wait_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description="Agents with the status-wait feature answer `start_script` once the script "
+        "completed, or after this long: a short script costs one call. 0 turns waiting off.",
+    )
+    status_wait_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description="Agents with the status-wait feature hold `get_status` open this long "
+        "unless a line or the end comes first (below `rpc_timeout_seconds`).",
     )
     rpc_timeout_seconds: float = Field(
         30.0, gt=0, description="How long one request waits for the agent's response."
     )
     run_scan_seconds: float = Field(
         5.0, gt=0, description="Safety-net rescan for script runs nobody drives."
+    )
+    run_claim_gather_seconds: float = Field(
+        0.1,
+        ge=0,
+        description="After a dispatch wakes the supervisor, wait this long for more before "
+        "claiming: a burst of dispatches is claimed in a few statements, not one each.",
     )
     polling_ping_interval_seconds: float = Field(
         20.0, gt=0, description="WebSocket keep-alive ping interval."
@@ -164,6 +187,16 @@ class AgentGatewaySettings(ServiceSettings):
         if self.ssh_account_key_file is not None:
             return self.ssh_account_key_file.read_text().strip()
         return None
+
+    @model_validator(mode="after")
+    def _waits_below_rpc_timeout(self) -> AgentGatewaySettings:
+        longest = max(self.start_wait_seconds, self.status_wait_seconds)
+        if longest >= self.rpc_timeout_seconds:
+            raise ValueError(
+                f"start/status waits ({longest:g} s) must stay below rpc_timeout_seconds "
+                f"({self.rpc_timeout_seconds:g} s)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _derive_polling_endpoint(self) -> AgentGatewaySettings:

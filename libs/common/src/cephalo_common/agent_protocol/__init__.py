@@ -27,6 +27,11 @@ FILE_TRANSFER_FEATURE = "file-transfer/v1"
 STEP_RUNNER_FEATURE = "step-runner/v1"
 # The agent hands out the files a step announced as artifacts (`download_artifact`).
 STEP_ARTIFACTS_FEATURE = "step-artifacts/v1"
+# The agent holds `start_script` and `get_status` open until the script has news for the
+# caller (`wait_seconds`): one call instead of a poll every half second.
+STATUS_WAIT_FEATURE = "script-status-wait/v1"
+# The longest a caller may ask the agent to hold a call open; below every RPC timeout.
+MAX_WAIT_SECONDS = 20.0
 
 
 class WireModel(BaseModel):
@@ -125,7 +130,9 @@ DEFAULT_ISOLATION_MUTEX = "RunningScript"
 class StartScriptCommand(WireModel):
     """Runs once per ticket: a second start with the same ticket returns the first's status.
 
-    The isolation fields belong to `ISOLATION_FEATURE`: send them only to agents that list it.
+    The isolation fields belong to `ISOLATION_FEATURE`, `wait_seconds` to `STATUS_WAIT_FEATURE`:
+    send them only to agents that list the feature. With `wait_seconds` the answer comes once
+    the script is Complete, or after that long (also while it waits for its isolation mutex).
     """
 
     ticket: str
@@ -137,11 +144,16 @@ class StartScriptCommand(WireModel):
     isolation: ScriptIsolation = ScriptIsolation.NONE
     isolation_mutex_name: str = Field(DEFAULT_ISOLATION_MUTEX, min_length=1, max_length=200)
     isolation_mutex_timeout_seconds: float | None = Field(None, gt=0)
+    wait_seconds: float | None = Field(None, gt=0, le=MAX_WAIT_SECONDS)
 
 
 class ScriptTicketRequest(WireModel):
+    """`wait_seconds` (`STATUS_WAIT_FEATURE`, `get_status` only): answer as soon as there is a
+    line after `last_log_sequence` or the script is Complete, at the latest after that long."""
+
     ticket: str
     last_log_sequence: int = 0
+    wait_seconds: float | None = Field(None, gt=0, le=MAX_WAIT_SECONDS)
 
 
 class ScriptStatusResponse(WireModel):

@@ -501,20 +501,27 @@ class ScriptRunRepository:
         outcome: str,
         dispatch: dict[str, Any],
         finished_at: datetime,
+        started_at: datetime | None = None,
+        cursor: tuple[int, int] | None = None,
     ) -> bool:
-        return await self._guarded_update(
-            ScriptRun.ticket == ticket,
-            ScriptRun.state != COMPLETE,
-            values={
-                "state": COMPLETE,
-                "exit_code": exit_code,
-                "error": error,
-                "outcome": outcome,
-                "dispatch": dispatch,
-                "finished_at": finished_at,
-                "lease_until": None,
-            },
-        )
+        """`started_at` for a run that went from Pending straight to Complete; `cursor`
+        (expected, new) moves the log cursor in the same statement, only from `expected`."""
+        conditions = [ScriptRun.ticket == ticket, ScriptRun.state != COMPLETE]
+        values: dict[str, Any] = {
+            "state": COMPLETE,
+            "exit_code": exit_code,
+            "error": error,
+            "outcome": outcome,
+            "dispatch": dispatch,
+            "finished_at": finished_at,
+            "lease_until": None,
+        }
+        if started_at is not None:
+            values["started_at"] = started_at
+        if cursor is not None:
+            conditions.append(ScriptRun.last_log_sequence == cursor[0])
+            values["last_log_sequence"] = cursor[1]
+        return await self._guarded_update(*conditions, values=values)
 
     async def _guarded_update(self, *conditions: Any, values: dict[str, Any]) -> bool:
         statement = (

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 from cephalo_agent_gateway.domain.transport import Transport
 from cephalo_common.agent_protocol import (
     ISOLATION_FEATURE,
+    STATUS_WAIT_FEATURE,
     Capabilities,
     RequestMessage,
     ScriptMethods,
@@ -22,6 +23,7 @@ from cephalo_common.ids import uuid7
 
 Result = TypeVar("Result", bound=BaseModel)
 _ISOLATION_FIELDS = {"isolation", "isolation_mutex_name", "isolation_mutex_timeout_seconds"}
+_WAIT_FIELDS = {"wait_seconds"}
 
 
 class RemoteCallFailed(Exception):
@@ -47,15 +49,23 @@ class ScriptClient:
     async def start_script(
         self, command: StartScriptCommand, capabilities: Capabilities | None = None
     ) -> ScriptStatusResponse:
-        """Start the script; isolation fields go only to agents that advertise the feature."""
-        supported = capabilities is not None and ISOLATION_FEATURE in capabilities.contract_versions
-        params = command.model_dump(mode="json", exclude=None if supported else _ISOLATION_FIELDS)
+        """Start the script; a feature's fields go only to agents that advertise it."""
+        features = set(capabilities.contract_versions) if capabilities is not None else set()
+        excluded = set() if ISOLATION_FEATURE in features else set(_ISOLATION_FIELDS)
+        if STATUS_WAIT_FEATURE not in features or command.wait_seconds is None:
+            excluded |= _WAIT_FIELDS
+        params = command.model_dump(mode="json", exclude=excluded)
         return await self._call(Services.SCRIPT, ScriptMethods.START, params, ScriptStatusResponse)
 
-    async def get_status(self, ticket: str, last_log_sequence: int) -> ScriptStatusResponse:
+    async def get_status(
+        self, ticket: str, last_log_sequence: int, wait_seconds: float | None = None
+    ) -> ScriptStatusResponse:
+        """`wait_seconds` only for agents with `STATUS_WAIT_FEATURE` (older ones refuse it)."""
         return await self._script(
             ScriptMethods.GET_STATUS,
-            ScriptTicketRequest(ticket=ticket, last_log_sequence=last_log_sequence),
+            ScriptTicketRequest(
+                ticket=ticket, last_log_sequence=last_log_sequence, wait_seconds=wait_seconds
+            ),
         )
 
     async def cancel_script(self, ticket: str, last_log_sequence: int) -> ScriptStatusResponse:
@@ -70,9 +80,13 @@ class ScriptClient:
             ScriptTicketRequest(ticket=ticket, last_log_sequence=last_log_sequence),
         )
 
-    async def _script(self, method: str, params: BaseModel) -> ScriptStatusResponse:
+    async def _script(self, method: str, params: ScriptTicketRequest) -> ScriptStatusResponse:
+        """An unset `wait_seconds` is left out: agents without the feature refuse the field."""
         return await self._call(
-            Services.SCRIPT, method, params.model_dump(mode="json"), ScriptStatusResponse
+            Services.SCRIPT,
+            method,
+            params.model_dump(mode="json", exclude_none=True),
+            ScriptStatusResponse,
         )
 
     async def _call(

@@ -8,6 +8,12 @@ agent's journal. No protocol field is added, so the agent RPC contract is unchan
 agent without the feature still runs plain `cephalo.script` steps directly; any other
 action type is refused with a clear message.
 
+A plain shell script step that uses nothing of the runner's (no `#{…}`, no helper function,
+no service message, no package) runs directly on agents with the runner too: the runner's Python
+interpreter would cost more CPU than the script itself (an `echo ok` on a thousand agents).
+It sees what the runner would show it: the non-sensitive variables in its environment. Its
+sensitive values are not sent at all, as nothing in the script could reach them.
+
 Results travel in the script's own log as service messages: `setVariable`/`createArtifact`
 as they happen and one `stepResults` summary at the end. Those lines are replaced in the
 published task log by a plain description (their values are base64, sensitive ones too), so
@@ -19,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +45,10 @@ from cephalo_common.variables.service_messages import (
 )
 
 SCRIPT_ACTION = "cephalo.script"
+SCRIPT_ACTIONS = frozenset({SCRIPT_ACTION, "octopus.script"})
+# What only the runner provides: substitution, helper functions, service messages.
+_RUNNER_FEATURES = re.compile(r"#\{|##|(?:cephalo|octopus)(?:variable|artifact)|fail_step", re.I)
+_SHELLS = frozenset({ScriptSyntax.BASH, ScriptSyntax.SH})
 ACTION_VARIABLE = "Cephalo.Action"
 RESULTS_MESSAGE = "stepResults"
 RUNNER_BOOTSTRAP = (
@@ -63,7 +74,8 @@ class ScriptPlan:
 
 
 def plan_script(dispatch: StepDispatchV1, capabilities: Capabilities, machine: str) -> ScriptPlan:
-    """The runner when the agent has it; a plain script on older agents; else refused."""
+    """The runner when the agent has it and the step needs it; a plain script on older agents
+    and for plain shell scripts; else refused."""
     if STEP_RUNNER_FEATURE not in capabilities.contract_versions:
         if dispatch.action_type != SCRIPT_ACTION or dispatch.packages:
             raise ActionNotSupported(
@@ -77,6 +89,14 @@ def plan_script(dispatch: StepDispatchV1, capabilities: Capabilities, machine: s
             dispatch.sensitive_variables,
             via_runner=False,
         )
+    if is_plain_shell_script(dispatch):
+        return ScriptPlan(
+            dispatch.script_body,
+            dispatch.syntax,
+            {k: v for k, v in dispatch.variables.items() if k not in dispatch.sensitive_variables},
+            [],
+            via_runner=False,
+        )
     action = action_spec(dispatch)
     return ScriptPlan(
         RUNNER_BOOTSTRAP,
@@ -84,6 +104,17 @@ def plan_script(dispatch: StepDispatchV1, capabilities: Capabilities, machine: s
         {**dispatch.variables, ACTION_VARIABLE: json.dumps(action, separators=(",", ":"))},
         [*dispatch.sensitive_variables, ACTION_VARIABLE],
         via_runner=True,
+    )
+
+
+def is_plain_shell_script(dispatch: StepDispatchV1) -> bool:
+    """A shell script step that uses none of the runner's features."""
+    return (
+        dispatch.action_type.lower() in SCRIPT_ACTIONS
+        and not dispatch.packages
+        and dispatch.syntax in _SHELLS
+        and bool(dispatch.script_body.strip())
+        and not _RUNNER_FEATURES.search(dispatch.script_body)
     )
 
 

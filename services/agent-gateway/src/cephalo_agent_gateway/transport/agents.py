@@ -89,6 +89,8 @@ class AgentTransport:
         return self.polling.is_connected(machine_id) or self.listening.is_reachable(machine_id)
 
     async def wait_until_connected(self, machine_id: uuid.UUID, timeout: float) -> bool:
+        if self.polling.is_connected(machine_id):
+            return True
         record = await self.directory.find(machine_id)
         if record is None:
             return False
@@ -107,6 +109,10 @@ class AgentTransport:
                 await asyncio.sleep(pause)
 
     async def invoke(self, machine_id: uuid.UUID, request: RequestMessage) -> ResponseMessage:
+        """A polling connection held here is used without asking the table: only a polling
+        machine's certificate opens one, and the per-call lookup was most of a call's cost."""
+        if self.polling.is_connected(machine_id):
+            return await self.polling.invoke(machine_id, request)
         record = await self.directory.find(machine_id)
         if record is None:
             raise MachineNotConnected(f"machine {machine_id} is not registered")
