@@ -33,7 +33,7 @@ def _session_fixtures(item: pytest.Item) -> list[FixtureDef[object]]:
     if info is None:
         return []
     found = []
-    for name in item.fixturenames:
+    for name in getattr(item, "fixturenames", ()):
         definitions = info.name2fixturedefs.get(name)
         if definitions and _ends_early(definitions[-1]):
             found.append(definitions[-1])
