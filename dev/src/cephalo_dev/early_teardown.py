@@ -17,7 +17,9 @@ from collections import defaultdict
 import pytest
 from _pytest.fixtures import FixtureDef
 
-from cephalo_dev.shared_stack import FIXTURE as SHARED_STACK
+SHARED_STACK = (
+    "whole_stack"  # cephalo_dev.shared_stack.FIXTURE, not imported: it pulls in the stack
+)
 
 LAST_USERS = pytest.StashKey[dict[str, list[FixtureDef[object]]]]()
 
