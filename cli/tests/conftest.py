@@ -24,10 +24,10 @@ import pytest
 
 from cephalo_cli.main import run
 from cephalo_cli.schemas import schema
-from cephalo_common.embedded import free_port
 from cephalo_dev.agents import LocalAgent
 from cephalo_dev.processes import stop
-from cephalo_dev.stack import Ports, Stack, started
+from cephalo_dev.shared_stack import SharedStack
+from cephalo_dev.stack import Stack
 
 EXECUTABLE = Path(sys.executable).with_name("cephalo")
 
@@ -63,17 +63,9 @@ def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def stack(
-    tmp_path_factory: pytest.TempPathFactory,
-    new_database: Callable[[str], str],
-    new_nats: Callable[[str], str],
-) -> Iterator[Stack]:
-    database_url, nats_url = new_database("cli_stack"), new_nats("cli_stack")
-    ports = Ports(*(free_port() for _ in range(6)))
-    with started(
-        Stack(tmp_path_factory.mktemp("cli-stack"), database_url, nats_url, ports)
-    ) as stack:
-        yield stack
+def stack(whole_stack: SharedStack) -> SharedStack:
+    """The session's shared stack (cephalo_dev.shared_stack): names here are unique."""
+    return whole_stack
 
 
 @pytest.fixture(scope="session")

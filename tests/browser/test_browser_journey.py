@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +30,10 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from cephalo_common.embedded import free_port
 from cephalo_dev.agents import LocalAgent
 from cephalo_dev.processes import stop
-from cephalo_dev.stack import Ports, Stack, started
+from cephalo_dev.shared_stack import SharedStack
+from cephalo_dev.stack import Stack
 from cephalo_gateway.portal.audit import page_problems
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -57,15 +57,10 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(
-    tmp_path_factory: pytest.TempPathFactory,
-    new_database: Callable[[str], str],
-    new_nats: Callable[[str], str],
-) -> Iterator[Stack]:
-    database_url, nats_url = new_database("browser"), new_nats("browser")
-    ports = Ports(*(free_port() for _ in range(6)))
-    with started(Stack(tmp_path_factory.mktemp("stack"), database_url, nats_url, ports)) as stack:
-        yield stack
+def stack(whole_stack: SharedStack) -> SharedStack:
+    """The session's shared stack (cephalo_dev.shared_stack), still as a new install has it:
+    the browser journey runs first on it (its screenshots are the portal's documentation)."""
+    return whole_stack
 
 
 @pytest.fixture(scope="module")

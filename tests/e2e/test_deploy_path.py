@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -25,31 +25,16 @@ from cephalo_common.messaging.envelope import Envelope
 from cephalo_dev import demo
 from cephalo_dev.agents import LocalAgent
 from cephalo_dev.processes import stop
-from cephalo_dev.stack import Ports, Stack, started
+from cephalo_dev.shared_stack import CANCEL_GRACE_SECONDS, SharedStack
+from cephalo_dev.stack import Stack
 
 pytestmark = pytest.mark.e2e
-CANCEL_GRACE_SECONDS = 8.0
-
-
-class _Stack(Stack):
-    """The dev stack with a short cancellation grace period, so the SIGTERM test is quick."""
-
-    def service_env(self, spec: Any) -> dict[str, str]:
-        env = super().service_env(spec)
-        env["CEPHALO_ORCHESTRATOR_CANCEL_GRACE_SECONDS"] = str(CANCEL_GRACE_SECONDS)
-        return env
 
 
 @pytest.fixture(scope="module")
-def stack(
-    tmp_path_factory: pytest.TempPathFactory,
-    new_database: Callable[[str], str],
-    new_nats: Callable[[str], str],
-) -> Iterator[Stack]:
-    database_url, nats_url = new_database("e2e_deploy_path"), new_nats("e2e_deploy_path")
-    ports = Ports(*(free_port() for _ in range(6)))
-    with started(_Stack(tmp_path_factory.mktemp("stack"), database_url, nats_url, ports)) as stack:
-        yield stack
+def stack(whole_stack: SharedStack) -> SharedStack:
+    """The session's shared stack (cephalo_dev.shared_stack): names here are unique."""
+    return whole_stack
 
 
 @pytest.fixture(scope="module")

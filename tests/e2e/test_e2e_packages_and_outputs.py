@@ -14,34 +14,28 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from cephalo_common.embedded import free_port
 from cephalo_dev import demo
 from cephalo_dev.agents import LocalAgent
 from cephalo_dev.processes import stop
 from cephalo_dev.sample_packages import conventions_package, push
-from cephalo_dev.stack import Ports, Stack, started
+from cephalo_dev.shared_stack import SharedStack
+from cephalo_dev.stack import Stack
 
 pytestmark = pytest.mark.e2e
 SECRET = "s3cr3t-token-value"
 
 
 @pytest.fixture(scope="module")
-def stack(
-    tmp_path_factory: pytest.TempPathFactory,
-    new_database: Callable[[str], str],
-    new_nats: Callable[[str], str],
-) -> Iterator[Stack]:
-    database_url, nats_url = new_database("e2e_packages"), new_nats("e2e_packages")
-    ports = Ports(*(free_port() for _ in range(6)))
-    with started(Stack(tmp_path_factory.mktemp("stack"), database_url, nats_url, ports)) as stack:
-        yield stack
+def stack(whole_stack: SharedStack) -> SharedStack:
+    """The session's shared stack (cephalo_dev.shared_stack): names here are unique."""
+    return whole_stack
 
 
 @pytest.fixture(scope="module")

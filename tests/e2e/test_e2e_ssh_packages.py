@@ -21,7 +21,7 @@ import os
 import subprocess
 import tarfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,40 +33,22 @@ from cephalo_agent_gateway.testing.sshd import SSHD, Sshd, listening, write_key
 from cephalo_common.embedded import free_port
 from cephalo_dev import demo
 from cephalo_dev.sample_packages import conventions_package, push
-from cephalo_dev.stack import Ports, ServiceSpec, Stack, started
+from cephalo_dev.shared_stack import SharedStack
+from cephalo_dev.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
 
-class _Stack(Stack):
-    """The dev stack with the SSH runner's remote base in the test's temporary directory."""
-
-    remote_base: Path
-
-    def service_env(self, spec: ServiceSpec) -> dict[str, str]:
-        env = super().service_env(spec)
-        env["CEPHALO_AGENT_GATEWAY_SSH_REMOTE_BASE"] = str(self.remote_base)
-        return env
+@pytest.fixture(scope="module")
+def stack(whole_stack: SharedStack) -> SharedStack:
+    """The session's shared stack (cephalo_dev.shared_stack): names here are unique."""
+    return whole_stack
 
 
 @pytest.fixture(scope="module")
-def remote_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("remote-home")
-
-
-@pytest.fixture(scope="module")
-def stack(
-    tmp_path_factory: pytest.TempPathFactory,
-    new_database: Callable[[str], str],
-    new_nats: Callable[[str], str],
-    remote_base: Path,
-) -> Iterator[Stack]:
-    database_url, nats_url = new_database("e2e_ssh"), new_nats("e2e_ssh")
-    ports = Ports(*(free_port() for _ in range(6)))
-    stack = _Stack(tmp_path_factory.mktemp("stack"), database_url, nats_url, ports)
-    stack.remote_base = remote_base
-    with started(stack):
-        yield stack
+def remote_base(stack: SharedStack) -> Path:
+    """Where the SSH runner puts its files on the target (here the stack's state directory)."""
+    return stack.ssh_remote_base
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from fastapi import FastAPI
 from cephalo_common.db.migrations import upgrade
 from cephalo_common.embedded import EmbeddedNats, free_port
 from cephalo_common.testing import running, serving, wait_until_ready
-from cephalo_dev.stack import Ports, started
 from cephalo_dev.stack import Stack as DevStack
 from cephalo_feed.app import create_app as create_feed_app
 from cephalo_feed.settings import FeedSettings
@@ -245,32 +244,8 @@ async def admin(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-# The whole stack as real processes, shared by the suites that enumerate the merged OpenAPI
-# document (every service's routes must be in it): started once per session.
-
-
-class _WholeStack(DevStack):
-    """The dev stack with the gateway's rate limits out of the way: the matrix, the fuzz and
-    the build-server flow send thousands of requests from one address."""
-
-    def service_env(self, spec: Any) -> dict[str, str]:
-        env = super().service_env(spec)
-        if spec.name == "api-gateway":
-            for name, value in GENEROUS_LIMITS.items():
-                env[f"CEPHALO_GATEWAY_RATE_LIMITS__{name.upper()}"] = str(value)
-        return env
-
-
-@pytest.fixture(scope="session")
-def whole_stack(
-    tmp_path_factory: pytest.TempPathFactory,
-    new_database: Callable[[str], str],
-    new_nats: Callable[[str], str],
-) -> Iterator[DevStack]:
-    database_url, nats_url = new_database("gateway_whole"), new_nats("gateway_whole")
-    ports = Ports(*(free_port() for _ in range(6)))
-    with started(_WholeStack(tmp_path_factory.mktemp("whole"), database_url, nats_url, ports)) as s:
-        yield s
+# The whole stack as real processes (`whole_stack`) is the session's shared one
+# (cephalo_dev.shared_stack, rate limits out of the way).
 
 
 @pytest.fixture(scope="session")

@@ -25,12 +25,17 @@ from cephalo_dev.processes import spawn, stop
 from cephalo_dev.stack import SERVICES, Ports, ServiceSpec, Stack
 
 REPLICAS = ("a", "b")
+# Each service reads the keys it knows (pydantic settings ignore the rest). The orchestrator's
+# task lease and sweep are short too: at their defaults (30 s, 10 s) the tasks the killed
+# replica held waited up to 40 s to be adopted, most of the test's idle time.
 FAST = {
     "MESSAGING__OUTBOX_POLL_SECONDS": "0.2",
     "MESSAGING__CONSUMER_ACK_WAIT_SECONDS": "10",
     "TASK_POLL_SECONDS": "0.2",
     "RUN_LEASE_SECONDS": "6",
     "RUN_HEARTBEAT_SECONDS": "1",
+    "LEASE_SECONDS": "6",
+    "SWEEP_SECONDS": "1",
     "PICKUP_TIMEOUT_SECONDS": "60",
     "STEP_START_RETRY_SECONDS": "60",
 }
