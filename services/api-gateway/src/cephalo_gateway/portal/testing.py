@@ -13,7 +13,7 @@ from starlette.types import ASGIApp
 
 from cephalo_gateway.portal.audit import page_problems
 
-PASSWORD = "correct horse battery staple"  # noqa: S105 - test users only
+PASSWORD = "correct horse battery staple"  # noqa: S105  # pragma: allowlist secret - test users only
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
