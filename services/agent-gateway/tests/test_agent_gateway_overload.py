@@ -1,5 +1,5 @@
 """An exhausted database pool answers 503 with Retry-After, not a 500: a busy gateway, not
-a broken one. The pool is exhausted for real: the test holds every connection it has."""
+a broken one (cephalo_common answers it for every service). The pool is exhausted for real: the test holds every connection it has."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cephalo_agent_gateway.settings import AgentGatewaySettings
 from cephalo_agent_gateway.testing.harness import Space, gateway_running
+from cephalo_common.http.problems import BUSY_RETRY_AFTER_SECONDS
 
 MAX_OVERFLOW = 10  # SQLAlchemy's default, on top of `pool_size`
 
@@ -35,6 +36,6 @@ async def test_an_exhausted_database_pool_answers_503_with_retry_after(
             response = await gateway.client.get(machines)
 
         assert response.status_code == 503, response.text
-        assert response.headers["Retry-After"] == "2"
-        assert response.json()["type"].endswith("/unavailable")
+        assert response.headers["Retry-After"] == str(BUSY_RETRY_AFTER_SECONDS)
+        assert response.json()["type"].endswith("/busy")
         assert (await gateway.client.get(machines)).status_code == 200

@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from cephalo_agent_gateway.api import routers
-from cephalo_agent_gateway.api.overload import install_overload_handler
 from cephalo_agent_gateway.db.models import OutboxEvent
 from cephalo_agent_gateway.events.consumers import consumers
 from cephalo_agent_gateway.runtime import (
@@ -34,5 +33,4 @@ def create_app(settings: AgentGatewaySettings | None = None) -> FastAPI:
             description="Deployment targets, their trust and connections; runs steps on agents.",
         )
     )
-    install_overload_handler(app)
     return app
