@@ -45,7 +45,7 @@ from cephalo_dev.benchreport import (
     write_report,
     write_section,
 )
-from cephalo_dev.benchstack import bench_stack
+from cephalo_dev.benchstack import bench_stack, cpu_seconds
 from cephalo_dev.processes import spawn, stop
 from cephalo_dev.stack import Stack
 
@@ -78,16 +78,6 @@ class Route:
 
     def median(self, field: str) -> float:
         return float(statistics.median(getattr(run, field) for run in self.runs))
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system time of the serving processes (far steadier than req/s on a shared box)."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / 100
 
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}

@@ -40,7 +40,6 @@ from typing import Any
 
 import httpx
 
-from cephalo_common.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from cephalo_dev.benchreport import (
     Comparison,
     describe_machine,
@@ -49,7 +48,14 @@ from cephalo_dev.benchreport import (
     write_report,
     write_section,
 )
-from cephalo_dev.stack import Ports, ServiceSpec, Stack
+from cephalo_dev.benchstack import (
+    READY_SECONDS,
+    cpu_seconds,
+    embedded_servers,
+    free_ports,
+    rss_mib,
+)
+from cephalo_dev.stack import ServiceSpec, Stack
 
 SPACE = "/api/v1/spaces/default"
 PROJECTS = 20
@@ -57,7 +63,6 @@ QUOTA_PER_MINUTE = 60
 QUOTA_BURST = 20
 OVER_QUOTA_CLIENTS = 50  # more than the burst: their first requests alone exceed it
 OVER_QUOTA_ADDRESS = "192.0.2.1"  # TEST-NET-1: shared by the over-quota group
-READY_SECONDS = 600
 REQUEST_TIMEOUT = 30.0
 THINK_SECONDS = 2.0  # a user's mean pause between two requests
 READ_P95_MS, READ_P99_MS = 300.0, 1000.0
@@ -132,24 +137,6 @@ class RunResult:
     @property
     def cpu_ms_per_request(self) -> float:
         return 1000 * self.cpu_seconds / max(len(self.answered()), 1)
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system time of the serving processes (steadier than req/s on a shared box)."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / 100
-
-
-def rss_mib(pid: int) -> float:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def seed(api: httpx.AsyncClient) -> Seeded:
@@ -306,13 +293,8 @@ async def measure(
 def bench(clients: int, seconds: int, runs: int, think: float) -> list[RunResult]:
     with tempfile.TemporaryDirectory(prefix="bench-load-") as scratch:
         work = Path(scratch)
-        postgres = EmbeddedPostgres(work / "postgres", free_port(), durable=False)
-        nats_server = EmbeddedNats(work / "nats", free_port())
-        database_url = postgres.start()
-        nats_server.start()
-        try:
-            ports = Ports(*(free_port() for _ in range(6)))
-            stack = LoadStack(work / "stack", database_url, nats_server.url, ports)
+        with embedded_servers(work) as (database_url, nats_url):
+            stack = LoadStack(work / "stack", database_url, nats_url, free_ports())
             stack.migrate()
             stack.start_services()
             try:
@@ -323,9 +305,6 @@ def bench(clients: int, seconds: int, runs: int, think: float) -> list[RunResult
                 shutil.rmtree(LOGS, ignore_errors=True)
                 shutil.copytree(stack.logs_dir, LOGS, dirs_exist_ok=True)
                 print(f"service logs kept in {LOGS}")
-        finally:
-            nats_server.stop()
-            postgres.stop()
 
 
 def median(results: list[RunResult], figure: Any) -> float:

@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 
 from cephalo_dev.benchreport import Comparison, write_report
-from cephalo_dev.benchstack import bench_stack
+from cephalo_dev.benchstack import bench_stack, cpu_seconds
 from cephalo_dev.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,15 +136,6 @@ async def sign_in(stack: Stack, api: httpx.AsyncClient) -> httpx.AsyncClient:
 
 
 IDLE_SECONDS = 5.0
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User plus system CPU time of the processes so far (/proc/<pid>/stat, fields 14-15)."""
-    ticks = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 async def idle_rate(pids: list[int]) -> float:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import tempfile
@@ -32,7 +31,6 @@ import httpx
 
 from cephalo_agent.config import AgentPaths, load_config, save_config
 from cephalo_agent_gateway.testing.fault_proxy import FaultProxy
-from cephalo_common.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from cephalo_dev.agents import LocalAgent
 from cephalo_dev.benchreport import (
     Comparison,
@@ -42,8 +40,15 @@ from cephalo_dev.benchreport import (
     write_report,
     write_section,
 )
+from cephalo_dev.benchstack import (
+    READY_SECONDS,
+    UnthrottledStack,
+    embedded_servers,
+    free_ports,
+    rss_mib,
+)
 from cephalo_dev.processes import stop
-from cephalo_dev.stack import Ports, ServiceSpec, Stack
+from cephalo_dev.stack import Stack
 
 SPACE = "/api/v1/spaces/default"
 ROLE = "soak"
@@ -52,26 +57,6 @@ SETTLE_SECONDS = 300
 GROWTH_TARGET = 0.10
 TERMINAL = {"Success", "Failed", "Canceled", "TimedOut"}
 SCRIPT = 'for i in $(seq 1 5); do echo "soak line $i"; sleep 0.2; done\n'
-UNLIMITED = {
-    f"CEPHALO_GATEWAY_RATE_LIMITS__{key}": "1000000000"
-    for key in ("PER_IP_PER_MINUTE", "PER_IP_BURST", "PER_USER_PER_MINUTE", "PER_USER_BURST")
-}
-
-
-class SoakStack(Stack):
-    def service_env(self, spec: ServiceSpec) -> dict[str, str]:
-        env = super().service_env(spec)
-        if spec.name == "api-gateway":
-            env.update(UNLIMITED)
-        return env
-
-
-def rss_mib(pid: int) -> float:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def memory(stack: Stack) -> dict[str, float]:
@@ -227,23 +212,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="soak-") as scratch:
         work = Path(scratch)
         os.chmod(work, 0o755)
-        postgres = EmbeddedPostgres(work / "postgres", free_port(), durable=False)
-        nats_server = EmbeddedNats(work / "nats", free_port())
-        database_url = postgres.start()
-        nats_server.start()
-        try:
-            ports = Ports(*(free_port() for _ in range(6)))
-            stack = SoakStack(work / "stack", database_url, nats_server.url, ports)
+        with embedded_servers(work) as (database_url, nats_url):
+            stack = UnthrottledStack(work / "stack", database_url, nats_url, free_ports())
             stack.migrate()
             stack.start_services()
             try:
-                asyncio.run(stack.wait_ready(timeout=600))
+                asyncio.run(stack.wait_ready(timeout=READY_SECONDS))
                 return asyncio.run(soak(stack, database_url, args, work))
             finally:
                 stack.stop()
-        finally:
-            nats_server.stop()
-            postgres.stop()
 
 
 def report(result: dict[str, Any], minutes: float) -> None:
