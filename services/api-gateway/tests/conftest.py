@@ -47,12 +47,16 @@ def common_settings(nats_url: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def release_settings(
-    migrate: Callable[[str], str], common_settings: dict[str, Any]
+    new_database: Callable[[str], str], common_settings: dict[str, Any]
 ) -> ReleaseSettings:
     """Migrations run synchronously (they start their own event loop), so outside async
-    fixtures. A master key, so sensitive variables can be stored (the portal's editor)."""
+    fixtures. A master key, so sensitive variables can be stored (the portal's editor), and
+    so a database of its own: a release-service without that key refuses to start beside
+    values sealed with it (the session's shared database serves other suites' services)."""
+    database_url = new_database("gateway_release")
+    upgrade("cephalo_release", database_url)
     return ReleaseSettings(
-        database={"url": migrate("cephalo_release")},
+        database={"url": database_url},
         master_key=base64.b64encode(os.urandom(32)).decode(),
         **common_settings,
     )
