@@ -85,6 +85,25 @@ async def feed_url(feed_settings: FeedSettings) -> AsyncIterator[str]:
         yield url
 
 
+@pytest.fixture
+async def silent_upstream() -> AsyncIterator[str]:
+    """Accepts connections and never answers."""
+    connections: list[asyncio.StreamWriter] = []
+
+    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for writer in connections:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
 @pytest.fixture(scope="session")
 def nothing_listening() -> str:
     """An address where no server runs (the port was free a moment ago)."""

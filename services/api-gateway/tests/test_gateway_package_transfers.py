@@ -252,25 +252,6 @@ async def test_a_client_gone_mid_download_releases_the_upstream(
             await released.wait()
 
 
-@pytest.fixture
-async def silent_upstream() -> AsyncIterator[str]:
-    """Accepts connections and never answers."""
-    connections: list[asyncio.StreamWriter] = []
-
-    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(writer)
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        for writer in connections:
-            writer.close()
-        server.close()
-        await server.wait_closed()
-
-
 @pytest.mark.parametrize("upstream", ["silent", "down"])
 async def test_a_silent_upstream_is_a_504_and_a_missing_one_a_503(
     serve: Any,

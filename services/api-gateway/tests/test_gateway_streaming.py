@@ -124,25 +124,6 @@ async def test_a_download_reaches_the_client_before_the_upstream_has_sent_it_all
     assert received == 2 * len(CHUNK)
 
 
-@pytest.fixture
-async def silent_upstream() -> AsyncIterator[str]:
-    """Accepts connections and never answers."""
-    connections: list[asyncio.StreamWriter] = []
-
-    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(writer)
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        for writer in connections:
-            writer.close()
-        server.close()
-        await server.wait_closed()
-
-
 async def test_an_upstream_that_never_answers_is_a_504(
     gateway_settings: GatewaySettings, silent_upstream: str, admin_key: str
 ) -> None:
